@@ -1,0 +1,101 @@
+/*
+ * gate.h — tailwart-gate's shared types: settings (from gate.conf), the
+ * listener set, and the entry points of each process (master, worker,
+ * passthrough). Owned by the gate; nothing outside gate/ includes it.
+ */
+#ifndef GATE_H
+#define GATE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "net.h"
+
+enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
+
+/* Settings from gate.conf. Filled by gate_config_load(), freed by
+ * gate_config_free(); the master owns the current one and hands a copy
+ * (by fork) to each child. */
+struct gate_settings {
+	struct conf_list listen;
+	struct conf_list passthrough;
+	char		*trusted_proxies_s;
+	char		*hostname;
+	char		*backend_s;
+	int		 handoff;		/* enum gate_handoff */
+	unsigned long long workers_min, workers_max, worker_max_sessions;
+	char		*user;
+	char		*pid_file;
+	char		*tls_cert, *tls_key;
+	size_t		 message_size_limit;
+	unsigned long long max_recipients, max_errors, passthrough_max_connections;
+	unsigned	 timeout_command, timeout_data, timeout_proxy;
+	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
+	unsigned	 drain_timeout;
+	int		 smtputf8;
+
+	/* derived */
+	struct net_endpoint	 backend;
+	struct net_cidr_list	 trusted_proxies;
+	struct gate_listener	*listeners;
+	size_t			 nlisteners;
+	const char		*file;
+};
+
+enum gate_listener_kind { LISTEN_SMTP, LISTEN_PASSTHROUGH };
+
+struct gate_listener {
+	enum gate_listener_kind kind;
+	struct net_endpoint	addr;
+	struct net_endpoint	target;		/* passthrough only */
+	int			fd;		/* -1 until bound */
+};
+
+int  gate_config_load(const char *path, struct gate_settings *s, char *err, size_t errlen);
+void gate_config_free(struct gate_settings *s);
+
+/* Runtime handed to children: settings plus opened resources. */
+struct gate_runtime {
+	struct gate_settings	*cfg;
+	SSL_CTX			*tls;		/* NULL: no STARTTLS */
+	int			 status_fd;	/* worker -> master status pipe */
+	unsigned		 generation;
+};
+
+/* Worker: serve sessions until told to stop. Never returns. */
+void gate_worker_main(struct gate_runtime *rt) __attribute__((noreturn));
+/* Passthrough: event loop splicing the passthrough listeners. */
+void gate_passthrough_main(struct gate_runtime *rt) __attribute__((noreturn));
+/* Master: supervise until TERM. Returns the exit code. */
+int  gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground);
+
+/* Worker status messages on the status pipe (one write each, < PIPE_BUF). */
+struct gate_status {
+	int		pid;
+	unsigned	generation;
+	char		state;		/* 'I' idle, 'B' busy */
+};
+
+/* Signal flags (set by handlers, read by loops). */
+extern volatile sig_atomic_t gate_sig_term;
+
+/* Session (gate_session.c): serve one client connection to the end.
+ * `peer` is the real client address (after an inbound PROXY header), `local`
+ * the address it connected to. Closes nothing: the caller owns fd. */
+void gate_session_run(struct gate_runtime *rt, int fd,
+	    const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
+
+/* Privileges (gate_priv.c). */
+int  gate_priv_lookup(const char *user, uid_t *uid, gid_t *gid);
+int  gate_priv_drop(uid_t uid, gid_t gid);
+
+/* Inbound PROXY header from a trusted peer (gate_inproxy.c): reads exactly
+ * the header (peek, then consume) within timeout_ms; fills peer/local.
+ * Returns 0, or -1 with *why set. */
+int  gate_inproxy_read(int fd, int timeout_ms, struct sockaddr_storage *peer,
+	    struct sockaddr_storage *local, const char **why);
+
+#endif

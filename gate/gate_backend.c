@@ -1,0 +1,194 @@
+/*
+ * gate_backend — the hand-off to the backend (Stalwart, or Postfix in
+ * tests). At the first accepted MAIL FROM the session opens one backend
+ * connection and keeps it for further transactions:
+ *   proxy-v2: the whole PROXY v2 header in one write (client address, the
+ *             listener's address, SSL TLV when the client used TLS, the
+ *             session id as UNIQUE_ID), then the banner, then EHLO with the
+ *             client's own HELO name;
+ *   xclient:  banner, EHLO, XCLIENT ADDR/PORT/HELO/PROTO (attributes the
+ *             backend offers), new banner, EHLO again;
+ *   none:     banner, EHLO (plain sinks for benchmarks).
+ * Every backend reply is relayed to the client verbatim; a backend that is
+ * unreachable gives 451 4.4.1, one that is lost later 421 4.4.2.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gate_session.h"
+#include "log.h"
+#include "net.h"
+#include "proxy.h"
+
+#define BACKEND_RBUF	8192
+
+static int
+backend_fail_open(struct gate_session *s, const char *what)
+{
+	log_warn("%s backend=%s status=unavailable reason=\"%s\" reply=\"451 4.4.1\"",
+	    s->id, s->be.addr, what);
+	gate_reply(s, "451 4.4.1 Service temporarily unavailable, try again later");
+	gate_backend_close(s, 0);
+	return -1;
+}
+
+static int
+send_proxy_header(struct gate_session *s)
+{
+	struct proxy_info pi;
+	unsigned char hdr[PROXY_MAX_HEADER];
+	ssize_t n, w;
+
+	memset(&pi, 0, sizeof(pi));
+	pi.src = s->peer;
+	pi.dst = s->local;
+	if (s->tls) {
+		pi.ssl = 1;
+		snprintf(pi.ssl_version, sizeof(pi.ssl_version), "%s", s->tls_version);
+		snprintf(pi.ssl_cipher, sizeof(pi.ssl_cipher), "%s", s->tls_cipher);
+	}
+	snprintf(pi.unique_id, sizeof(pi.unique_id), "%s", s->id);
+	n = proxy_v2_encode(&pi, hdr, sizeof(hdr));
+	if (n < 0)
+		return -1;
+	/* one write: Postfix reads the header with a single peek */
+	do
+		w = write(s->be.fd, hdr, (size_t)n);
+	while (w < 0 && errno == EINTR);
+	return w == n ? 0 : -1;
+}
+
+static enum smtp_rstatus
+backend_ehlo(struct gate_session *s, struct smtp_reply *r)
+{
+	enum smtp_rstatus st = smtp_command(&s->be.io, r, "EHLO %s", s->helo);
+
+	if (st == SMTP_R_OK && r->code == 250)
+		smtp_parse_caps(r, &s->be.caps);
+	return st;
+}
+
+static int
+xclient(struct gate_session *s, struct smtp_reply *r)
+{
+	char cmd[600];
+	const char *a = s->be.caps.xclient_attrs;
+	int n;
+
+	if (!s->be.caps.xclient)
+		return -1;
+	n = snprintf(cmd, sizeof(cmd), "XCLIENT");
+	if (strstr(a, " ADDR "))
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " ADDR=%s%s",
+		    s->peer.ss_family == AF_INET6 ? "IPV6:" : "", s->peer_ip);
+	if (strstr(a, " PORT "))
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " PORT=%u", s->peer_port);
+	if (strstr(a, " NAME "))
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " NAME=[UNAVAILABLE]");
+	if (strstr(a, " PROTO "))
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " PROTO=%s",
+		    s->esmtp ? "ESMTP" : "SMTP");
+	if (strstr(a, " HELO ") && strlen(s->helo) < 255 && strchr(s->helo, '+') == NULL &&
+	    strchr(s->helo, '=') == NULL)
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " HELO=%s", s->helo);
+	if (n <= 0 || (size_t)n >= sizeof(cmd))
+		return -1;
+	if (smtp_command(&s->be.io, r, "%s", cmd) != SMTP_R_OK || r->code != 220)
+		return -1;
+	return 0;
+}
+
+int
+gate_backend_open(struct gate_session *s)
+{
+	const struct gate_settings *cfg = s->cfg;
+	struct smtp_reply r;
+	enum smtp_rstatus st;
+
+	if (s->be.fd >= 0)
+		return 0;
+	snprintf(s->be.addr, sizeof(s->be.addr), "%s:%s", cfg->backend.host, cfg->backend.port);
+	s->be.fd = net_connect(&cfg->backend, (int)cfg->backend_connect_timeout * 1000);
+	if (s->be.fd < 0)
+		return backend_fail_open(s, strerror(errno));
+	if (io_init(&s->be.io, s->be.fd, BACKEND_RBUF, (int)cfg->backend_timeout * 1000) != 0)
+		return backend_fail_open(s, "out of memory");
+	if (cfg->handoff == HANDOFF_PROXY_V2 && send_proxy_header(s) != 0)
+		return backend_fail_open(s, "cannot write PROXY header");
+	st = smtp_read_reply(&s->be.io, &r);
+	if (st != SMTP_R_OK || r.code != 220)
+		return backend_fail_open(s, st == SMTP_R_OK ? "banner is not 220" :
+		    st == SMTP_R_TIMEOUT ? "banner timeout" : "no banner");
+	st = backend_ehlo(s, &r);
+	if (st != SMTP_R_OK || r.code != 250)
+		return backend_fail_open(s, "EHLO refused");
+	if (cfg->handoff == HANDOFF_XCLIENT) {
+		if (xclient(s, &r) != 0)
+			return backend_fail_open(s, "XCLIENT refused or not offered");
+		st = backend_ehlo(s, &r);
+		if (st != SMTP_R_OK || r.code != 250)
+			return backend_fail_open(s, "EHLO after XCLIENT refused");
+	}
+	log_info("%s backend=%s status=connected handoff=%s chunking=%d", s->id, s->be.addr,
+	    cfg->handoff == HANDOFF_PROXY_V2 ? "proxy-v2" :
+	    cfg->handoff == HANDOFF_XCLIENT ? "xclient" : "none", s->be.caps.chunking);
+	return 0;
+}
+
+void
+gate_backend_close(struct gate_session *s, int send_quit)
+{
+	if (s->be.fd < 0)
+		return;
+	if (send_quit) {
+		struct smtp_reply r;
+		s->be.io.timeout_ms = 5000;
+		(void)smtp_command(&s->be.io, &r, "QUIT");
+	}
+	io_free(&s->be.io);
+	if (close(s->be.fd) != 0)
+		log_debug("%s backend close: %s", s->id, strerror(errno));
+	s->be.fd = -1;
+	memset(&s->be.caps, 0, sizeof(s->be.caps));
+}
+
+int
+gate_backend_relay(struct gate_session *s, const char *fmt, ...)
+{
+	char cmd[SMTP_LINE_MAX + 512];
+	struct smtp_reply r;
+	enum smtp_rstatus st;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(cmd)) {
+		gate_reply(s, "500 5.5.2 Line too long");
+		return 500;
+	}
+	st = smtp_command(&s->be.io, &r, "%s", cmd);
+	if (st != SMTP_R_OK || r.code < 200) {
+		log_warn("%s backend=%s status=lost during=\"%.20s\" reason=%s reply=\"421 4.4.2\"",
+		    s->id, s->be.addr, cmd,
+		    st == SMTP_R_TIMEOUT ? "timeout" : st == SMTP_R_BAD ? "bad-reply" : "closed");
+		gate_backend_close(s, 0);
+		gate_reply(s, "421 4.4.2 %s Backend connection lost, closing", s->cfg->hostname);
+		gate_enter_state(s, ST_QUIT);
+		return -1;
+	}
+	if (io_write(&s->io, r.text, r.len) != 0)
+		return -1;
+	if (r.code == 421) {
+		/* the backend is closing: so do we, with its words */
+		log_warn("%s backend=%s status=closing reply=\"421\"", s->id, s->be.addr);
+		gate_backend_close(s, 0);
+		gate_enter_state(s, ST_QUIT);
+		return -1;
+	}
+	return r.code;
+}

@@ -1,0 +1,222 @@
+/*
+ * gate_data — the message: read DATA from the client as strict CRLF lines
+ * and stream it to the backend, as BDAT chunks when the backend offers
+ * CHUNKING (length-framed, no dot ambiguity) or as DATA with our own fresh
+ * dot-stuffing after the backend's 354. A bare CR or bare LF anywhere, or a
+ * message over message_size_limit, is refused with a 5xx once the client
+ * has finished, and the backend connection carrying the partial content is
+ * dropped, so the backend never accepts it. The client's final reply is the
+ * backend's (with its queue id), never ours.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gate_session.h"
+#include "log.h"
+
+#define BDAT_CHUNK	65536
+
+struct data_ctx {
+	char		*chunk;		/* BDAT only */
+	size_t		 clen;
+	size_t		 size;		/* unstuffed message bytes */
+	int		 bad_cr, bad_lf, too_big;
+	int		 be_failed;	/* backend refused a chunk or went away */
+	struct smtp_reply be_reply;	/* a refusal to relay at the end */
+};
+
+static int
+bdat_send(struct gate_session *s, struct data_ctx *d, int last)
+{
+	enum smtp_rstatus st;
+
+	if (io_printf(&s->be.io, "BDAT %zu%s\r\n", d->clen, last ? " LAST" : "") != 0 ||
+	    io_write(&s->be.io, d->chunk, d->clen) != 0 || io_flush(&s->be.io) != 0)
+		return -1;
+	d->clen = 0;
+	st = smtp_read_reply(&s->be.io, &d->be_reply);
+	if (st != SMTP_R_OK)
+		return -1;
+	if (!last && d->be_reply.code != 250) {
+		d->be_failed = 2;	/* refused: relay its reply at the end */
+		return -1;
+	}
+	return 0;
+}
+
+static void
+forward(struct gate_session *s, struct data_ctx *d, const char *p, size_t n, int bol)
+{
+	if (d->be_failed || d->bad_cr || d->bad_lf || d->too_big)
+		return;
+	if (d->chunk == NULL) {
+		if (smtp_write_stuffed(&s->be.io, p, n, bol) != 0)
+			d->be_failed = 1;
+		return;
+	}
+	while (n > 0) {
+		size_t take = BDAT_CHUNK - d->clen;
+		if (take > n)
+			take = n;
+		memcpy(d->chunk + d->clen, p, take);
+		d->clen += take;
+		p += take;
+		n -= take;
+		if (d->clen == BDAT_CHUNK && bdat_send(s, d, 0) != 0) {
+			if (!d->be_failed)
+				d->be_failed = 1;
+			return;
+		}
+	}
+}
+
+/* Read the client's message up to CRLF.CRLF. Returns 0 at the end of data,
+ * -1 if the client went away or timed out. */
+static int
+read_message(struct gate_session *s, struct data_ctx *d)
+{
+	int bol = 1;
+
+	s->io.timeout_ms = (int)s->cfg->timeout_data * 1000;
+	for (;;) {
+		const char *l;
+		size_t n;
+		enum io_status st = io_getline(&s->io, &l, &n);
+
+		if (st == IO_TIMEOUT || st == IO_EOF || st == IO_ERROR) {
+			log_info("%s data status=%s size=%zu", s->id,
+			    st == IO_TIMEOUT ? "timeout" : "client-lost", d->size);
+			if (st == IO_TIMEOUT)
+				gate_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
+			return -1;
+		}
+		if (st == IO_OK && bol) {
+			if (n == 3 && memcmp(l, ".\r\n", 3) == 0)
+				return 0;
+			/* after a bare LF was seen, accept the client's own idea
+			 * of the end so that the session can go on */
+			if ((d->bad_lf || d->bad_cr) && n == 2 && memcmp(l, ".\n", 2) == 0)
+				return 0;
+		}
+		if (st == IO_OK) {
+			if (n < 2 || l[n - 2] != '\r')
+				d->bad_lf = 1;
+			if (n > 2 && memchr(l, '\r', n - 2) != NULL)
+				d->bad_cr = 1;
+		} else if (memchr(l, '\r', n) != NULL)
+			d->bad_cr = 1;
+		if (bol && n > 0 && l[0] == '.') {	/* un-stuff */
+			l++;
+			n--;
+		}
+		d->size += n;
+		if (d->size > s->cfg->message_size_limit)
+			d->too_big = 1;
+		forward(s, d, l, n, bol);
+		bol = (st == IO_OK);
+	}
+}
+
+static void
+end_transaction(struct gate_session *s)
+{
+	s->mail_from[0] = '\0';
+	s->nrcpt = 0;
+	gate_enter_state(s, ST_HELO);
+}
+
+void
+gate_data_run(struct gate_session *s)
+{
+	struct data_ctx d;
+	enum smtp_rstatus st;
+	struct smtp_reply r;
+	char q[256];
+
+	memset(&d, 0, sizeof(d));
+	if (s->be.fd < 0) {
+		gate_reply(s, "451 4.4.2 Backend connection lost");
+		end_transaction(s);
+		return;
+	}
+	if (s->be.caps.chunking) {
+		d.chunk = malloc(BDAT_CHUNK);
+		if (d.chunk == NULL) {
+			gate_reply(s, "451 4.3.0 Out of memory");
+			return;
+		}
+	} else {
+		/* DATA: content goes to the backend only after its 354 */
+		int code = gate_backend_relay(s, "DATA");
+		if (code < 0)
+			return;
+		if (code != 354) {
+			end_transaction(s);
+			return;
+		}
+		/* the backend's 354 was relayed to the client as is */
+	}
+	if (d.chunk != NULL)
+		gate_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	s->be.io.timeout_ms = (int)s->cfg->backend_timeout * 1000;
+
+	if (read_message(s, &d) != 0) {
+		/* client gone mid-message: the partial message must not be
+		 * accepted by the backend; dropping the connection aborts it */
+		gate_backend_close(s, 0);
+		free(d.chunk);
+		gate_enter_state(s, ST_QUIT);
+		return;
+	}
+	if (d.bad_cr || d.bad_lf || d.too_big) {
+		gate_backend_close(s, 0);
+		if (d.too_big)
+			gate_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		else
+			gate_reply(s, "550 5.6.0 Message contains bare %s; lines must end in CRLF",
+			    d.bad_lf ? "LF" : "CR");
+		gate_error(s);
+		log_info("%s reject stage=data reason=%s from=<%s> size=%zu reply=\"%s\"", s->id,
+		    d.too_big ? "size" : d.bad_lf ? "bare-lf" : "bare-cr", s->mail_from, d.size,
+		    d.too_big ? "552 5.3.4" : "550 5.6.0");
+		free(d.chunk);
+		end_transaction(s);
+		return;
+	}
+	s->be.io.timeout_ms = (int)s->cfg->backend_data_timeout * 1000;
+	if (d.be_failed == 0) {
+		if (d.chunk != NULL) {
+			if (bdat_send(s, &d, 1) != 0)
+				d.be_failed = 1;
+			else
+				r = d.be_reply;
+		} else if (io_write(&s->be.io, ".\r\n", 3) != 0 || io_flush(&s->be.io) != 0 ||
+		    (st = smtp_read_reply(&s->be.io, &r)) != SMTP_R_OK)
+			d.be_failed = 1;
+	} else if (d.be_failed == 2)
+		r = d.be_reply;
+	free(d.chunk);
+	if (d.be_failed == 1) {
+		log_warn("%s backend=%s status=lost during=data from=<%s> size=%zu reply=\"451 4.4.2\"",
+		    s->id, s->be.addr, s->mail_from, d.size);
+		gate_backend_close(s, 0);
+		gate_reply(s, "451 4.4.2 Backend connection lost, message not accepted");
+		end_transaction(s);
+		return;
+	}
+	if (d.be_failed == 2)
+		gate_backend_close(s, 0);	/* its transaction state is unclear: start fresh */
+	(void)io_write(&s->io, r.text, r.len);
+	if (r.code / 100 == 2)
+		s->naccepted++;
+	log_info("%s %s from=<%s> rcpts=%u size=%zu backend=%s reply=\"%s\"", s->id,
+	    r.code / 100 == 2 ? "accepted" : "refused", s->mail_from, s->nrcpt, d.size,
+	    s->be.addr, log_quote(q, sizeof(q), r.text, r.len));
+	if (r.code == 421) {
+		gate_backend_close(s, 0);
+		gate_enter_state(s, ST_QUIT);
+		return;
+	}
+	end_transaction(s);
+}

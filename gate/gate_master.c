@@ -1,0 +1,511 @@
+/*
+ * gate_master — the root process. It binds the listeners, builds the TLS
+ * context, forks the worker pool (between workers_min and workers_max) and
+ * the passthrough process, drops their privileges, reaps and respawns them
+ * (with a back-off after crashes) and owns the signals:
+ *   HUP  parse the new config; only if valid, start a new generation of
+ *        children and tell the old one to finish its sessions and exit;
+ *   TERM stop accepting, let sessions finish within drain_timeout, then kill;
+ *   USR1 reopen logs.
+ * Signal handlers only set a flag and write a byte to a self-pipe. The
+ * master speaks no SMTP.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gate.h"
+#include "log.h"
+#include "tls.h"
+
+volatile sig_atomic_t gate_sig_term;
+static volatile sig_atomic_t sig_hup, sig_chld, sig_usr1;
+static int self_pipe[2] = { -1, -1 };
+
+#define MAX_CHILDREN	8192
+
+struct child {
+	pid_t		pid;
+	unsigned	gen;
+	char		kind;		/* 'W' worker, 'P' passthrough */
+	char		state;		/* 'I' idle, 'B' busy, 'S' starting */
+	long long	started_ms;
+};
+
+struct master {
+	const char		*conf_path;
+	struct gate_settings	*cfg;
+	struct gate_runtime	 rt;
+	struct child		*kids;
+	size_t			 nkids;
+	int			 status_pipe[2];
+	uid_t			 uid;
+	gid_t			 gid;
+	unsigned		 crashes;
+	long long		 next_spawn_ms;
+};
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+
+	switch (sig) {
+	case SIGHUP: sig_hup = 1; break;
+	case SIGCHLD: sig_chld = 1; break;
+	case SIGUSR1: sig_usr1 = 1; break;
+	default: gate_sig_term = 1; break;
+	}
+	if (write(self_pipe[1], &c, 1) < 0) {
+		/* pipe full: the flag is set, the loop will see it */
+	}
+	errno = saved;
+}
+
+static int
+bind_listeners(struct gate_settings *cfg, const struct gate_settings *old)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct gate_listener *l = &cfg->listeners[i];
+		if (old != NULL)
+			for (size_t j = 0; j < old->nlisteners; j++) {
+				struct gate_listener *o = &old->listeners[j];
+				if (o->fd >= 0 && o->kind == l->kind &&
+				    !strcmp(o->addr.host, l->addr.host) &&
+				    !strcmp(o->addr.port, l->addr.port)) {
+					l->fd = o->fd;
+					o->fd = -1;	/* moved */
+					break;
+				}
+			}
+		if (l->fd >= 0)
+			continue;
+		l->fd = net_listen(&l->addr, 511);
+		if (l->fd < 0) {
+			log_err("listen %s:%s: %s", l->addr.host, l->addr.port, strerror(errno));
+			return -1;
+		}
+		log_info("listening on %s:%s%s%s%s", l->addr.host, l->addr.port,
+		    l->kind == LISTEN_PASSTHROUGH ? " passthrough to " : "",
+		    l->kind == LISTEN_PASSTHROUGH ? l->target.host : "",
+		    l->kind == LISTEN_PASSTHROUGH ? ":" : "");
+	}
+	return 0;
+}
+
+static void
+close_listeners(struct gate_settings *cfg)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].fd >= 0) {
+			(void)close(cfg->listeners[i].fd);
+			cfg->listeners[i].fd = -1;
+		}
+}
+
+static int
+has_passthrough(const struct gate_settings *cfg)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].kind == LISTEN_PASSTHROUGH)
+			return 1;
+	return 0;
+}
+
+static SSL_CTX *
+make_tls(const struct gate_settings *cfg, char *err, size_t errlen)
+{
+	if (*cfg->tls_cert == '\0')
+		return NULL;
+	return tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, errlen);
+}
+
+static void
+spawn(struct master *m, char kind)
+{
+	pid_t pid;
+
+	if (m->nkids >= MAX_CHILDREN)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		log_err("fork: %s", strerror(errno));
+		m->next_spawn_ms = mono_ms() + 1000;
+		return;
+	}
+	if (pid == 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigemptyset(&sa.sa_mask);
+		(void)sigaction(SIGCHLD, &sa, NULL);
+		(void)close(self_pipe[0]);
+		(void)close(self_pipe[1]);
+		(void)close(m->status_pipe[0]);
+		m->rt.status_fd = m->status_pipe[1];
+		gate_sig_term = 0;
+		if (gate_priv_drop(m->uid, m->gid) != 0)
+			fatal("cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
+		/* each child keeps only the listeners it serves */
+		for (size_t i = 0; i < m->cfg->nlisteners; i++) {
+			struct gate_listener *l = &m->cfg->listeners[i];
+			if ((kind == 'W') != (l->kind == LISTEN_SMTP)) {
+				(void)close(l->fd);
+				l->fd = -1;
+			}
+		}
+		if (kind == 'P')
+			gate_passthrough_main(&m->rt);
+		gate_worker_main(&m->rt);
+	}
+	m->kids[m->nkids].pid = pid;
+	m->kids[m->nkids].gen = m->rt.generation;
+	m->kids[m->nkids].kind = kind;
+	m->kids[m->nkids].state = 'S';
+	m->kids[m->nkids].started_ms = mono_ms();
+	m->nkids++;
+}
+
+static struct child *
+find_kid(struct master *m, pid_t pid)
+{
+	for (size_t i = 0; i < m->nkids; i++)
+		if (m->kids[i].pid == pid)
+			return &m->kids[i];
+	return NULL;
+}
+
+static void
+reap(struct master *m)
+{
+	for (;;) {
+		int st;
+		pid_t pid = waitpid(-1, &st, WNOHANG);
+		struct child *k;
+
+		if (pid <= 0)
+			break;
+		k = find_kid(m, pid);
+		if (k == NULL)
+			continue;
+		if (WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) {
+			if (WIFSIGNALED(st))
+				log_warn("child pid=%ld kind=%c exited on signal %d", (long)pid,
+				    k->kind, WTERMSIG(st));
+			else
+				log_warn("child pid=%ld kind=%c exited with status %d", (long)pid,
+				    k->kind, WEXITSTATUS(st));
+			if (k->gen == m->rt.generation && !gate_sig_term) {
+				long long backoff;
+				m->crashes++;
+				backoff = 100LL << (m->crashes < 8 ? m->crashes : 8);
+				if (backoff > 10000)
+					backoff = 10000;
+				m->next_spawn_ms = mono_ms() + backoff;
+			}
+		} else if (k->gen == m->rt.generation)
+			m->crashes = 0;
+		*k = m->kids[--m->nkids];
+	}
+}
+
+static void
+read_status(struct master *m)
+{
+	struct gate_status st[64];
+	ssize_t n;
+
+	while ((n = read(m->status_pipe[0], st, sizeof(st))) > 0) {
+		for (size_t i = 0; i < (size_t)n / sizeof(st[0]); i++) {
+			struct child *k = find_kid(m, st[i].pid);
+			if (k != NULL)
+				k->state = st[i].state;
+		}
+	}
+}
+
+static void
+signal_generation(struct master *m, int sig, int old_only)
+{
+	for (size_t i = 0; i < m->nkids; i++)
+		if (!old_only || m->kids[i].gen != m->rt.generation)
+			(void)kill(m->kids[i].pid, sig);
+}
+
+static void
+maintain_pool(struct master *m)
+{
+	size_t total = 0, idle = 0, pt = 0;
+	struct child *an_idle = NULL;
+
+	if (gate_sig_term)
+		return;
+	for (size_t i = 0; i < m->nkids; i++) {
+		struct child *k = &m->kids[i];
+		if (k->gen != m->rt.generation)
+			continue;
+		if (k->kind == 'P') {
+			pt++;
+			continue;
+		}
+		total++;
+		if (k->state != 'B') {
+			idle++;
+			if (k->state == 'I')
+				an_idle = k;
+		}
+	}
+	if (mono_ms() < m->next_spawn_ms)
+		return;
+	if (pt == 0 && has_passthrough(m->cfg))
+		spawn(m, 'P');
+	while (total < m->cfg->workers_min) {
+		spawn(m, 'W');
+		total++;
+		idle++;
+	}
+	/* keep one spare; grow in small steps up to workers_max */
+	for (int k = 0; idle == 0 && total < m->cfg->workers_max && k < 4; k++) {
+		spawn(m, 'W');
+		total++;
+		if (total >= m->cfg->workers_max)
+			break;
+	}
+	if (idle > 2 && total > m->cfg->workers_min && an_idle != NULL &&
+	    mono_ms() - an_idle->started_ms > 10000) {
+		(void)kill(an_idle->pid, SIGTERM);
+		an_idle->state = 'B';	/* not counted as idle again */
+		an_idle->gen = m->rt.generation - 1;
+	}
+}
+
+static void
+reload(struct master *m)
+{
+	struct gate_settings *n = calloc(1, sizeof(*n));
+	char err[1024];
+	SSL_CTX *tls = NULL;
+	uid_t uid = m->uid;
+	gid_t gid = m->gid;
+
+	if (n == NULL)
+		return;
+	if (gate_config_load(m->conf_path, n, err, sizeof(err)) != 0) {
+		log_err("reload refused, keeping the running configuration: %s", err);
+		free(n);
+		return;
+	}
+	if (geteuid() == 0 && gate_priv_lookup(n->user, &uid, &gid) != 0) {
+		log_err("reload refused: unknown user %s", n->user);
+		gate_config_free(n);
+		free(n);
+		return;
+	}
+	err[0] = '\0';
+	if (*n->tls_cert && (tls = make_tls(n, err, sizeof(err))) == NULL) {
+		log_err("reload refused: %s", err);
+		gate_config_free(n);
+		free(n);
+		return;
+	}
+	if (bind_listeners(n, m->cfg) != 0) {
+		log_err("reload refused: cannot bind listeners");
+		/* give moved fds back */
+		for (size_t i = 0; i < n->nlisteners; i++)
+			for (size_t j = 0; j < m->cfg->nlisteners; j++)
+				if (m->cfg->listeners[j].fd < 0 && n->listeners[i].fd >= 0 &&
+				    n->listeners[i].kind == m->cfg->listeners[j].kind &&
+				    !strcmp(n->listeners[i].addr.host, m->cfg->listeners[j].addr.host) &&
+				    !strcmp(n->listeners[i].addr.port, m->cfg->listeners[j].addr.port)) {
+					m->cfg->listeners[j].fd = n->listeners[i].fd;
+					n->listeners[i].fd = -1;
+				}
+		close_listeners(n);
+		gate_config_free(n);
+		free(n);
+		if (tls)
+			SSL_CTX_free(tls);
+		return;
+	}
+	close_listeners(m->cfg);	/* the ones not carried over */
+	gate_config_free(m->cfg);
+	free(m->cfg);
+	m->cfg = n;
+	m->rt.cfg = n;
+	if (m->rt.tls)
+		SSL_CTX_free(m->rt.tls);
+	m->rt.tls = tls;
+	m->uid = uid;
+	m->gid = gid;
+	m->rt.generation++;
+	m->crashes = 0;
+	m->next_spawn_ms = 0;
+	signal_generation(m, SIGTERM, 1);
+	maintain_pool(m);
+	log_info("reload generation=%u workers_min=%llu workers_max=%llu", m->rt.generation,
+	    n->workers_min, n->workers_max);
+}
+
+static void
+drain(struct master *m)
+{
+	long long deadline = mono_ms() + (long long)m->cfg->drain_timeout * 1000;
+
+	log_info("stopping: draining %zu children (deadline %us)", m->nkids, m->cfg->drain_timeout);
+	close_listeners(m->cfg);
+	signal_generation(m, SIGTERM, 0);
+	while (m->nkids > 0 && mono_ms() < deadline) {
+		struct pollfd pfd = { .fd = self_pipe[0], .events = POLLIN };
+		char buf[64];
+		if (poll(&pfd, 1, 200) > 0)
+			while (read(self_pipe[0], buf, sizeof(buf)) > 0)
+				;
+		read_status(m);
+		reap(m);
+	}
+	if (m->nkids > 0) {
+		log_warn("drain deadline passed: killing %zu children", m->nkids);
+		signal_generation(m, SIGKILL, 0);
+		while (m->nkids > 0) {
+			int st;
+			pid_t pid = waitpid(-1, &st, 0);
+			struct child *k;
+			if (pid < 0)
+				break;
+			if ((k = find_kid(m, pid)) != NULL)
+				*k = m->kids[--m->nkids];
+		}
+	}
+}
+
+static int
+setup_pipes(struct master *m)
+{
+	if (pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    pipe2(m->status_pipe, O_CLOEXEC) != 0)
+		return -1;
+	/* the master reads without blocking; children write blocking (tiny, atomic) */
+	return fcntl(m->status_pipe[0], F_SETFL, O_NONBLOCK);
+}
+
+static void
+write_pid_file(const char *path)
+{
+	FILE *f;
+
+	if (*path == '\0')
+		return;
+	f = fopen(path, "w");
+	if (f == NULL) {
+		log_warn("pid_file %s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) != 0)
+		log_warn("pid_file %s: %s", path, strerror(errno));
+}
+
+int
+gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground)
+{
+	struct master m;
+	struct sigaction sa;
+	char err[1024] = "";
+	int sigs[] = { SIGHUP, SIGCHLD, SIGUSR1, SIGTERM, SIGINT };
+
+	(void)foreground;
+	memset(&m, 0, sizeof(m));
+	m.conf_path = conf_path;
+	m.cfg = cfg;
+	m.rt.cfg = cfg;
+	m.rt.generation = 1;
+	m.kids = calloc(MAX_CHILDREN, sizeof(*m.kids));
+	if (m.kids == NULL)
+		fatal("out of memory");
+	if (geteuid() == 0) {
+		if (gate_priv_lookup(cfg->user, &m.uid, &m.gid) != 0)
+			fatal("user %s does not exist (create it, or set user = in %s)", cfg->user, conf_path);
+		if (m.uid == 0)
+			fatal("user %s is root: workers never run as root", cfg->user);
+	} else
+		log_warn("not started as root: workers keep uid %ld", (long)geteuid());
+	if (*cfg->tls_cert && (m.rt.tls = make_tls(cfg, err, sizeof(err))) == NULL)
+		fatal("%s", err);
+	if (bind_listeners(cfg, NULL) != 0)
+		fatal("cannot bind listeners");
+	if (setup_pipes(&m) != 0)
+		fatal("pipe: %s", strerror(errno));
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], &sa, NULL) != 0)
+			fatal("sigaction: %s", strerror(errno));
+	sa.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &sa, NULL);
+
+	write_pid_file(cfg->pid_file);
+	log_info("started generation=1 workers_min=%llu workers_max=%llu backend=%s:%s",
+	    cfg->workers_min, cfg->workers_max, cfg->backend.host, cfg->backend.port);
+	maintain_pool(&m);
+
+	while (!gate_sig_term) {
+		struct pollfd pfd[2] = {
+			{ .fd = self_pipe[0], .events = POLLIN },
+			{ .fd = m.status_pipe[0], .events = POLLIN },
+		};
+		char buf[64];
+
+		if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+			fatal("poll: %s", strerror(errno));
+		while (read(self_pipe[0], buf, sizeof(buf)) > 0)
+			;
+		read_status(&m);
+		if (sig_chld) {
+			sig_chld = 0;
+			reap(&m);
+		}
+		if (sig_usr1) {
+			sig_usr1 = 0;
+			log_reopen();
+			log_info("logs reopened");
+		}
+		if (sig_hup) {
+			sig_hup = 0;
+			log_info("reload requested");
+			reload(&m);
+		}
+		maintain_pool(&m);
+	}
+	drain(&m);
+	if (*m.cfg->pid_file)
+		(void)unlink(m.cfg->pid_file);
+	log_info("stopped");
+	if (m.rt.tls)
+		SSL_CTX_free(m.rt.tls);
+	if (m.cfg != cfg) {
+		gate_config_free(m.cfg);
+		free(m.cfg);
+	}
+	free(m.kids);
+	return 0;
+}
