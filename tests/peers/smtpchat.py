@@ -8,8 +8,11 @@ Script lines (escapes \\r \\n \\t \\0 \\xHH \\\\ are decoded in TEXT):
     >> TEXT       send TEXT as is (no CRLF added): several commands in one write
     >>n N CHAR    send N times CHAR (e.g. ">>n 1200 A" for an overlong line)
     < ERE         read one reply (all its lines); its last line must match ^ERE
-    <? ERE        like "<" but also accept a closed connection (prints "EOF")
+    <? ERE        like "<" but a closed connection is accepted too (prints
+                  "S: EOF" and ends the script successfully)
     <*            read one reply, whatever it is
+    <+ ERE        the reply read last has a line matching ^ERE (reads nothing)
+    <- ERE        the reply read last has no line matching ^ERE (reads nothing)
     eof           the server must close the connection (within the timeout)
     alive         a NOOP must still be answered with 250
     starttls      start TLS on the connection (no certificate check)
@@ -168,6 +171,7 @@ def main():
     except OSError as e:
         fail("connect %s:%d: %s" % (host, port, e))
     n = 0
+    last = None
     for raw in sys.stdin.read().splitlines():
         n += 1
         line = raw.strip()
@@ -183,17 +187,27 @@ def main():
                 c.send(decode(raw.split("> ", 1)[1] if "> " in raw else "") + b"\r\n")
             elif line.startswith("<?"):
                 pat = line[2:].strip()
-                r = c.reply()
+                r = last = c.reply()
                 if r is None:
                     print("S: EOF")
+                    print("# closed by the server: script ends here")
+                    sys.exit(0)
                 elif not re.match(pat, r[-1]):
                     fail("line %d: expected /%s/ or EOF, got %r" % (n, pat, r[-1]))
             elif line == "<*":
-                if c.reply() is None:
+                last = c.reply()
+                if last is None:
                     fail("line %d: connection closed, expected a reply" % n)
+            elif line.startswith("<+ ") or line.startswith("<- "):
+                pat = line[3:].strip()
+                hit = [x for x in (last or []) if re.match(pat, x)]
+                if line[1] == "+" and not hit:
+                    fail("line %d: no line of the last reply matches /%s/" % (n, pat))
+                if line[1] == "-" and hit:
+                    fail("line %d: the last reply has %r" % (n, hit[0]))
             elif line.startswith("<"):
                 pat = line[1:].strip()
-                r = c.reply()
+                r = last = c.reply()
                 if r is None:
                     fail("line %d: connection closed, expected /%s/" % (n, pat))
                 if not re.match(pat, r[-1]):

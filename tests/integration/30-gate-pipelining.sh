@@ -1,0 +1,99 @@
+#!/bin/sh
+# 30-gate-pipelining: RFC 2920 pipelining - commands that arrive in one
+# write are answered in order, two whole transactions in one write, swaks
+# --pipeline; several recipients with the backend's mixed answers.
+# Ports: gate 25130, backend 26130.
+. "$(dirname "$0")/../lib.sh"
+T=$(tw_tmpdir)
+tw_need_gate
+
+tw_backend_start be 26130 proxy
+tw_gate_conf "$T/gate.conf" listen=127.0.0.1:25130 backend=127.0.0.1:26130
+tw_start_gate "$T/gate.conf" >/dev/null || { tw_fail "gate starts"; tw_summary; exit 1; }
+tw_ok "gate starts"
+MD="$T/be/mail/user"
+
+tw_swaks_expect "swaks --pipeline" "250 2\.0\.0" \
+	--server 127.0.0.1:25130 --pipeline --local-interface 127.0.0.9 \
+	--from you@example.org --to user@example.test --h-Subject "tw pipe 1"
+tw_check "pipelined message delivered" tw_wait_maildir "$MD" 1 15
+
+tw_chat_expect "two transactions in one write" -b 127.0.0.9 127.0.0.1 25130 <<'EOF2'
+< 220
+>> EHLO client.example.org\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<user@example.test>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\nSubject: tw pipe 2\r\n\r\nfirst\r\n.\r\nMAIL FROM:<b@example.org>\r\nRCPT TO:<user@example.test>\r\nDATA\r\nSubject: tw pipe 3\r\n\r\nsecond\r\n.\r\nQUIT\r\n
+< 250 
+< 250 2\.1\.0
+< 250 2\.1\.5
+< 550 5\.1\.1
+< 354
+< 250 2\.0\.0
+< 250 2\.1\.0
+< 250 2\.1\.5
+< 354
+< 250 2\.0\.0
+< 221
+eof
+EOF2
+tw_check "both pipelined messages delivered" tw_wait_maildir "$MD" 3 15
+tw_check "pipe 2 and pipe 3 both present" sh -c \
+	"grep -l 'Subject: tw pipe 2' '$MD'/new/* | grep -q . && grep -l 'Subject: tw pipe 3' '$MD'/new/* | grep -q ."
+
+# Commands split at odd places across writes are still whole lines.
+tw_chat_expect "commands split across writes" 127.0.0.1 25130 <<'EOF2'
+< 220
+>> EH
+sleep 0.2
+>> LO client.example.org\r
+sleep 0.2
+>> \nMAIL FROM:<c@exa
+< 250 
+sleep 0.2
+>> mple.org>\r\n
+< 250 2\.1\.0
+> RSET
+< 250
+> QUIT
+< 221
+EOF2
+
+# Errors in a pipelined group are answered in order too.
+tw_chat_expect "pipelined group with errors answered in order" 127.0.0.1 25130 <<'EOF2'
+< 220
+>> EHLO client.example.org\r\nNOOP\r\nBOGUS\r\nMAIL FROM:<d@example.org>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\nRSET\r\nNOOP\r\n
+< 250 
+< 250
+< 500 5\.5\.2
+< 250 2\.1\.0
+< 550 5\.1\.1
+< 5(03|54) 5\.5\.1
+< 250
+< 250
+> QUIT
+< 221
+EOF2
+
+# Many recipients in one pipelined transaction.
+rcpts=""
+i=0
+while [ $i -lt 20 ]; do
+	rcpts="${rcpts}RCPT TO:<user@example.test>\\r\\n"
+	i=$((i + 1))
+done
+{
+	echo "< 220"
+	echo "> EHLO client.example.org"
+	echo "< 250 "
+	echo ">> MAIL FROM:<e@example.org>\\r\\n${rcpts}DATA\\r\\nSubject: tw pipe 20\\r\\n\\r\\nx\\r\\n.\\r\\n"
+	echo "< 250"
+	i=0
+	while [ $i -lt 20 ]; do echo "< 250"; i=$((i + 1)); done
+	echo "< 354"
+	echo "< 250 2\\.0\\.0"
+	echo "> QUIT"
+	echo "< 221"
+} >"$T/many.chat"
+tw_chat_expect "20 pipelined RCPTs" 127.0.0.1 25130 <"$T/many.chat"
+tw_check "20-recipient message delivered" tw_wait_maildir "$MD" 4 15
+
+tw_check "gate stops on SIGTERM within 15 s" tw_stop_gate
+tw_summary
