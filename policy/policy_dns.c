@@ -1,0 +1,314 @@
+/*
+ * policy_dns.c — the c-ares channel wrapper and a bounded answer parser.
+ * See policy_dns.h. The struct owns the channel; each in-flight query owns
+ * a small record (callback + arg) freed when c-ares calls back.
+ */
+#include <ares.h>
+#include <errno.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "policy_dns.h"
+
+struct policy_dns {
+	ares_channel	 channel;
+	int		 pending;
+};
+
+struct dns_query {
+	struct policy_dns	*dns;
+	policy_dns_cb		 cb;
+	void			*arg;
+};
+
+const char *
+policy_dns_status_name(enum policy_dns_status s)
+{
+	switch (s) {
+	case DNS_OK:		return "ok";
+	case DNS_NXDOMAIN:	return "nxdomain";
+	case DNS_NODATA:	return "nodata";
+	case DNS_TEMPFAIL:	return "tempfail";
+	case DNS_BAD:		return "bad";
+	}
+	return "?";
+}
+
+/* "127.0.0.1:5353, [::1]:53" -> "127.0.0.1:5353,[::1]:53" */
+static int
+servers_csv(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *in != '\0'; in++) {
+		if (*in == ' ' || *in == '\t')
+			continue;
+		if (n + 1 >= len)
+			return -1;
+		out[n++] = *in;
+	}
+	out[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+int
+policy_dns_open(const char *servers, unsigned timeout_ms, unsigned tries,
+    struct policy_dns **out, char *err, size_t errlen)
+{
+	struct ares_options opt;
+	struct policy_dns *dns;
+	char csv[1024];
+	int rc;
+
+	*out = NULL;
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
+		return -1;
+	}
+	if ((dns = calloc(1, sizeof(*dns))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		ares_library_cleanup();
+		return -1;
+	}
+	memset(&opt, 0, sizeof(opt));
+	opt.timeout = (int)(timeout_ms ? timeout_ms : 2000);
+	opt.tries = (int)(tries ? tries : 1);
+	opt.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	rc = ares_init_options(&dns->channel, &opt,
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		free(dns);
+		ares_library_cleanup();
+		return -1;
+	}
+	if (servers != NULL && strcmp(servers, "system") != 0) {
+		if (servers_csv(servers, csv, sizeof(csv)) < 0 ||
+		    (rc = ares_set_servers_ports_csv(dns->channel, csv)) !=
+		    ARES_SUCCESS) {
+			snprintf(err, errlen, "resolver \"%.100s\": %s", servers,
+			    servers_csv(servers, csv, sizeof(csv)) < 0 ?
+			    "empty or too long" : ares_strerror(rc));
+			ares_destroy(dns->channel);
+			free(dns);
+			ares_library_cleanup();
+			return -1;
+		}
+	}
+	*out = dns;
+	return 0;
+}
+
+void
+policy_dns_close(struct policy_dns *dns)
+{
+	if (dns == NULL)
+		return;
+	ares_destroy(dns->channel);	/* callbacks see ARES_EDESTRUCTION */
+	free(dns);
+	ares_library_cleanup();
+}
+
+static void
+query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	enum policy_dns_status s;
+
+	(void)timeouts;
+	switch (status) {
+	case ARES_SUCCESS:
+		s = abuf != NULL && alen > 0 ? DNS_OK : DNS_BAD;
+		break;
+	case ARES_ENOTFOUND:
+		s = DNS_NXDOMAIN;
+		break;
+	case ARES_ENODATA:
+		s = DNS_NODATA;
+		break;
+	case ARES_EBADRESP:
+	case ARES_EFORMERR:
+	case ARES_EBADNAME:
+		s = DNS_BAD;
+		break;
+	default:
+		s = DNS_TEMPFAIL;
+		break;
+	}
+	q->dns->pending--;
+	q->cb(q->arg, s, s == DNS_OK ? abuf : NULL, s == DNS_OK ? alen : 0);
+	free(q);
+}
+
+int
+policy_dns_query(struct policy_dns *dns, const char *name, int type,
+    policy_dns_cb cb, void *arg)
+{
+	struct dns_query *q = malloc(sizeof(*q));
+
+	if (q == NULL)
+		return -1;
+	q->dns = dns;
+	q->cb = cb;
+	q->arg = arg;
+	dns->pending++;
+	ares_query(dns->channel, name, ns_c_in, type, query_done, q);
+	return 0;
+}
+
+int
+policy_dns_pending(const struct policy_dns *dns)
+{
+	return dns->pending;
+}
+
+int
+policy_dns_fds(struct policy_dns *dns, struct pollfd *fds, int max)
+{
+	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+	int bits, i, n = 0;
+
+	bits = ares_getsock(dns->channel, socks, ARES_GETSOCK_MAXNUM);
+	for (i = 0; i < ARES_GETSOCK_MAXNUM && n < max; i++) {
+		short ev = 0;
+		if (ARES_GETSOCK_READABLE(bits, i))
+			ev |= POLLIN;
+		if (ARES_GETSOCK_WRITABLE(bits, i))
+			ev |= POLLOUT;
+		if (ev == 0)
+			continue;
+		fds[n].fd = socks[i];
+		fds[n].events = ev;
+		fds[n].revents = 0;
+		n++;
+	}
+	return n;
+}
+
+int
+policy_dns_timeout_ms(struct policy_dns *dns, int max_ms)
+{
+	struct timeval maxtv, tv, *t;
+	long ms;
+
+	if (dns->pending == 0)
+		return -1;
+	maxtv.tv_sec = max_ms / 1000;
+	maxtv.tv_usec = (max_ms % 1000) * 1000;
+	t = ares_timeout(dns->channel, &maxtv, &tv);
+	ms = t->tv_sec * 1000 + (t->tv_usec + 999) / 1000;
+	return ms > max_ms ? max_ms : (int)ms;
+}
+
+void
+policy_dns_process(struct policy_dns *dns, const struct pollfd *fds, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (fds[i].revents == 0)
+			continue;
+		ares_process_fd(dns->channel,
+		    fds[i].revents & (POLLIN | POLLERR | POLLHUP) ?
+		    fds[i].fd : ARES_SOCKET_BAD,
+		    fds[i].revents & POLLOUT ? fds[i].fd : ARES_SOCKET_BAD);
+	}
+	/* timeouts and retries */
+	ares_process_fd(dns->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+policy_dns_run(struct policy_dns *dns, int timeout_ms)
+{
+	struct pollfd fds[ARES_GETSOCK_MAXNUM];
+	long long deadline = now_ms() + timeout_ms, left;
+	int n, t, guard = 0;
+
+	while (dns->pending > 0 && guard++ < 100000) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			break;
+		n = policy_dns_fds(dns, fds, ARES_GETSOCK_MAXNUM);
+		t = policy_dns_timeout_ms(dns, (int)left);
+		if (t < 0)
+			t = (int)left;
+		if (poll(fds, (nfds_t)n, t) < 0 && errno != EINTR)
+			break;
+		policy_dns_process(dns, fds, n);
+	}
+	if (dns->pending > 0) {
+		ares_cancel(dns->channel);	/* callbacks: ARES_ECANCELLED */
+		return -1;
+	}
+	return 0;
+}
+
+int
+policy_dns_parse(const unsigned char *abuf, int alen, int type,
+    policy_dns_rr_fn fn, void *arg)
+{
+	ns_msg msg;
+	ns_rr rr;
+	int i, count, n = 0;
+
+	if (abuf == NULL || alen <= 0 || ns_initparse(abuf, alen, &msg) < 0)
+		return -1;
+	count = ns_msg_count(msg, ns_s_an);
+	for (i = 0; i < count; i++) {
+		struct policy_dns_rr r;
+		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
+			return -1;
+		if (ns_rr_class(rr) != ns_c_in)
+			continue;
+		if (type != 0 && (int)ns_rr_type(rr) != type)
+			continue;	/* CNAMEs and strays */
+		r.type = ns_rr_type(rr);
+		r.ttl = ns_rr_ttl(rr);
+		r.rdata = ns_rr_rdata(rr);
+		r.rdlen = ns_rr_rdlen(rr);
+		r.msg = ns_msg_base(msg);
+		r.eom = ns_msg_end(msg);
+		n++;
+		if (fn != NULL && fn(arg, &r) < 0)
+			break;
+	}
+	return n;
+}
+
+int
+policy_dns_txt(const unsigned char *rdata, unsigned rdlen, char *out,
+    size_t cap)
+{
+	unsigned off = 0;
+	size_t n = 0;
+	int total = 0;
+
+	if (cap == 0)
+		return -1;
+	while (off < rdlen) {
+		unsigned l = rdata[off++];
+		if (off + l > rdlen) {
+			out[n] = '\0';
+			return -1;
+		}
+		for (unsigned i = 0; i < l; i++)
+			if (n + 1 < cap)
+				out[n++] = (char)rdata[off + i];
+		total += (int)l;
+		off += l;
+	}
+	out[n] = '\0';
+	return total;
+}

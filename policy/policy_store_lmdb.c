@@ -1,0 +1,476 @@
+/*
+ * policy_store_lmdb.c — the embedded store backend (lmdb:PATH).
+ *
+ * One LMDB environment per process: PATH is the data file (MDB_NOSUBDIR,
+ * PATH-lock beside it), opened with MDB_NOTLS so transactions are not tied
+ * to threads, MDB_NOSYNC for speed (see policy_store.h). Each operation is
+ * one transaction: reads use a read-only one, set/incr/del one write
+ * transaction, so increments from many pre-forked workers are serialised
+ * by LMDB's own lock and never lost.
+ *
+ * Value layout: 8 bytes big-endian expiry (unix seconds, 0 = never), then
+ * the payload. Expired records are invisible and removed by purge (or
+ * overwritten by the next set/incr).
+ *
+ * Fork rule: the handle records its pid; in a child the inherited MDB_env
+ * is abandoned (never closed, never used) and a new one is opened.
+ * Full map: a write that fails with MDB_MAP_FULL purges expired records
+ * and retries once; MDB_MAP_RESIZED (another process grew the map) adopts
+ * the new size and retries.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "policy_store.h"
+
+#define LMDB_MAPSIZE	((size_t)256 << 20)
+
+struct lmdb_store {
+	char		 path[PATH_MAX];
+	MDB_env		*env;
+	MDB_dbi		 dbi;
+	pid_t		 pid;
+	pthread_mutex_t	 lock;		/* guards reopen only */
+};
+
+static int
+lmdb_env_open(struct lmdb_store *ls, char *err, size_t errlen)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	int rc, dead = 0;
+
+	if ((rc = mdb_env_create(&env)) != 0)
+		goto fail;
+	if ((rc = mdb_env_set_mapsize(env, LMDB_MAPSIZE)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(env, 1024)) != 0)
+		goto fail;
+	rc = mdb_env_open(env, ls->path,
+	    MDB_NOSUBDIR | MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD, 0600);
+	if (rc != 0)
+		goto fail;
+	if (mdb_reader_check(env, &dead) != 0)
+		dead = 0;
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &ls->dbi)) != 0)
+		goto fail;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		goto fail;
+	}
+	ls->env = env;
+	ls->pid = getpid();
+	return 0;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (env != NULL)
+		mdb_env_close(env);
+	snprintf(err, errlen, "lmdb %s: %s", ls->path, mdb_strerror(rc));
+	return -1;
+}
+
+/* The environment of this process, reopening after a fork. */
+static MDB_env *
+lmdb_env(struct lmdb_store *ls)
+{
+	char err[PATH_MAX + 64];
+	MDB_env *env;
+
+	if (pthread_mutex_lock(&ls->lock) != 0)
+		return NULL;
+	if (ls->env != NULL && ls->pid != getpid())
+		ls->env = NULL;		/* inherited across fork: abandon */
+	if (ls->env == NULL && lmdb_env_open(ls, err, sizeof(err)) < 0)
+		log_warn("store error=\"%s\"", err);
+	env = ls->env;
+	(void)pthread_mutex_unlock(&ls->lock);
+	return env;
+}
+
+static void
+put_expiry(unsigned char *p, time_t t)
+{
+	uint64_t v = (uint64_t)t;
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)(v & 0xff);
+}
+
+static time_t
+get_expiry(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return (time_t)v;
+}
+
+static int
+live(const MDB_val *v, time_t now)
+{
+	time_t exp;
+
+	if (v->mv_size < 8)
+		return 0;
+	exp = get_expiry(v->mv_data);
+	return exp == 0 || exp > now;
+}
+
+static void
+lmdb_log(const struct lmdb_store *ls, const char *op, int rc)
+{
+	log_warn("store error=\"lmdb %s %s: %s\"", ls->path, op, mdb_strerror(rc));
+}
+
+static int
+txn_begin(struct lmdb_store *ls, MDB_env *env, unsigned flags, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(env, NULL, flags, txn);
+
+	if (rc == MDB_MAP_RESIZED) {
+		if (mdb_env_set_mapsize(env, 0) == 0)
+			rc = mdb_txn_begin(env, NULL, flags, txn);
+	}
+	if (rc != 0)
+		lmdb_log(ls, "begin", rc);
+	return rc;
+}
+
+static enum policy_store_status
+lmdb_get(struct policy_store *st, const char *key, void *val, size_t cap,
+    size_t *len, time_t *expires)
+{
+	struct lmdb_store *ls = st->impl;
+	MDB_env *env = lmdb_env(ls);
+	MDB_txn *txn;
+	MDB_val k, v;
+	enum policy_store_status ret;
+	int rc;
+
+	if (env == NULL || txn_begin(ls, env, MDB_RDONLY, &txn) != 0)
+		return STORE_ERROR;
+	k.mv_data = (void *)key;
+	k.mv_size = strlen(key);
+	rc = mdb_get(txn, ls->dbi, &k, &v);
+	if (rc == MDB_NOTFOUND || (rc == 0 && !live(&v, time(NULL))))
+		ret = STORE_NOTFOUND;
+	else if (rc != 0) {
+		lmdb_log(ls, "get", rc);
+		ret = STORE_ERROR;
+	} else if (v.mv_size - 8 > cap) {
+		ret = STORE_ERROR;
+	} else {
+		*len = v.mv_size - 8;
+		memcpy(val, (unsigned char *)v.mv_data + 8, *len);
+		if (*len < cap)
+			((char *)val)[*len] = '\0';
+		if (expires != NULL)
+			*expires = get_expiry(v.mv_data);
+		ret = STORE_OK;
+	}
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+static unsigned long purge_txn(struct lmdb_store *ls, MDB_txn *txn, time_t now,
+    int *rcp);
+
+/* One write transaction running fn; retries once after MDB_MAP_FULL. */
+typedef int (*lmdb_write_fn)(struct lmdb_store *, MDB_txn *, void *);
+
+static enum policy_store_status
+lmdb_write(struct lmdb_store *ls, lmdb_write_fn fn, void *arg)
+{
+	MDB_env *env = lmdb_env(ls);
+	MDB_txn *txn;
+	int attempt, rc = 0, prc;
+
+	if (env == NULL)
+		return STORE_ERROR;
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (txn_begin(ls, env, 0, &txn) != 0)
+			return STORE_ERROR;
+		if (attempt > 0) {	/* map was full: make room first */
+			(void)purge_txn(ls, txn, time(NULL), &prc);
+		}
+		rc = fn(ls, txn, arg);
+		if (rc != 0 && rc != MDB_NOTFOUND && rc != MDB_KEYEXIST) {
+			mdb_txn_abort(txn);
+			if (rc == MDB_MAP_FULL)
+				continue;
+			break;
+		}
+		prc = mdb_txn_commit(txn);
+		if (prc == MDB_MAP_FULL)
+			continue;
+		if (prc != 0) {
+			rc = prc;
+			break;
+		}
+		if (rc == MDB_NOTFOUND)
+			return STORE_NOTFOUND;
+		if (rc == MDB_KEYEXIST)
+			return STORE_EXISTS;
+		return STORE_OK;
+	}
+	lmdb_log(ls, "write", rc == 0 ? MDB_MAP_FULL : rc);
+	return STORE_ERROR;
+}
+
+struct set_arg {
+	const char	*key;
+	const void	*val;
+	size_t		 len;
+	unsigned	 ttl;
+	int		 flags;
+};
+
+static int
+do_set(struct lmdb_store *ls, MDB_txn *txn, void *a)
+{
+	struct set_arg *sa = a;
+	MDB_val k, v, old;
+	time_t now = time(NULL);
+	int rc;
+
+	k.mv_data = (void *)sa->key;
+	k.mv_size = strlen(sa->key);
+	if (sa->flags & STORE_NX) {
+		rc = mdb_get(txn, ls->dbi, &k, &old);
+		if (rc == 0 && live(&old, now))
+			return MDB_KEYEXIST;
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	v.mv_size = sa->len + 8;
+	v.mv_data = NULL;
+	if ((rc = mdb_put(txn, ls->dbi, &k, &v, MDB_RESERVE)) != 0)
+		return rc;
+	put_expiry(v.mv_data, sa->ttl ? now + (time_t)sa->ttl : 0);
+	if (sa->len > 0)
+		memcpy((unsigned char *)v.mv_data + 8, sa->val, sa->len);
+	return 0;
+}
+
+static enum policy_store_status
+lmdb_set(struct policy_store *st, const char *key, const void *val,
+    size_t len, unsigned ttl, int flags)
+{
+	struct set_arg sa = { key, val, len, ttl, flags };
+
+	return lmdb_write(st->impl, do_set, &sa);
+}
+
+struct incr_arg {
+	const char	*key;
+	long long	 delta;
+	unsigned	 ttl;
+	int		 flags;
+	long long	 result;
+};
+
+static int
+parse_counter(const MDB_val *v, long long *out)
+{
+	char buf[32];
+	char *end;
+	size_t n = v->mv_size - 8;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, (unsigned char *)v->mv_data + 8, n);
+	buf[n] = '\0';
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	return errno != 0 || *end != '\0' ? -1 : 0;
+}
+
+static int
+do_incr(struct lmdb_store *ls, MDB_txn *txn, void *a)
+{
+	struct incr_arg *ia = a;
+	MDB_val k, v, old;
+	time_t now = time(NULL), exp;
+	long long cur = 0;
+	char num[32];
+	int rc, n;
+
+	k.mv_data = (void *)ia->key;
+	k.mv_size = strlen(ia->key);
+	exp = ia->ttl ? now + (time_t)ia->ttl : 0;
+	rc = mdb_get(txn, ls->dbi, &k, &old);
+	if (rc == 0 && live(&old, now)) {
+		if (parse_counter(&old, &cur) < 0)
+			cur = 0;
+		if (!(ia->flags & STORE_REFRESH))
+			exp = get_expiry(old.mv_data);
+	} else if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	else if (ia->delta <= 0) {	/* nothing to decrement */
+		ia->result = 0;
+		if (rc == 0)
+			(void)mdb_del(txn, ls->dbi, &k, NULL);
+		return 0;
+	}
+	if ((ia->delta > 0 && cur > LLONG_MAX - ia->delta) ||
+	    (ia->delta < 0 && cur < LLONG_MIN - ia->delta))
+		cur = ia->delta > 0 ? LLONG_MAX : 0;
+	else
+		cur += ia->delta;
+	if (cur < 0)
+		cur = 0;
+	ia->result = cur;
+	n = snprintf(num, sizeof(num), "%lld", cur);
+	v.mv_size = (size_t)n + 8;
+	v.mv_data = NULL;
+	if ((rc = mdb_put(txn, ls->dbi, &k, &v, MDB_RESERVE)) != 0)
+		return rc;
+	put_expiry(v.mv_data, exp);
+	memcpy((unsigned char *)v.mv_data + 8, num, (size_t)n);
+	return 0;
+}
+
+static enum policy_store_status
+lmdb_incr(struct policy_store *st, const char *key, long long delta,
+    unsigned ttl, int flags, long long *out)
+{
+	struct incr_arg ia = { key, delta, ttl, flags, 0 };
+	enum policy_store_status s = lmdb_write(st->impl, do_incr, &ia);
+
+	if (s == STORE_OK)
+		*out = ia.result;
+	return s;
+}
+
+static int
+do_del(struct lmdb_store *ls, MDB_txn *txn, void *a)
+{
+	MDB_val k;
+
+	k.mv_data = a;
+	k.mv_size = strlen(a);
+	return mdb_del(txn, ls->dbi, &k, NULL);
+}
+
+static enum policy_store_status
+lmdb_del(struct policy_store *st, const char *key)
+{
+	return lmdb_write(st->impl, do_del, (void *)key);
+}
+
+static unsigned long
+purge_txn(struct lmdb_store *ls, MDB_txn *txn, time_t now, int *rcp)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	unsigned long n = 0;
+	int rc;
+
+	if ((*rcp = mdb_cursor_open(txn, ls->dbi, &cur)) != 0)
+		return 0;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		if (!live(&v, now)) {
+			if ((rc = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			n++;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	*rcp = rc == MDB_NOTFOUND ? 0 : rc;
+	return n;
+}
+
+struct purge_arg {
+	unsigned long	 n;
+};
+
+static int
+do_purge(struct lmdb_store *ls, MDB_txn *txn, void *a)
+{
+	struct purge_arg *pa = a;
+	int rc;
+
+	pa->n = purge_txn(ls, txn, time(NULL), &rc);
+	return rc;
+}
+
+static enum policy_store_status
+lmdb_purge(struct policy_store *st, unsigned long *removed)
+{
+	struct lmdb_store *ls = st->impl;
+	struct purge_arg pa = { 0 };
+	enum policy_store_status s = lmdb_write(ls, do_purge, &pa);
+	MDB_env *env;
+
+	*removed = pa.n;
+	if (s == STORE_OK && (env = lmdb_env(ls)) != NULL &&
+	    mdb_env_sync(env, 1) != 0)
+		s = STORE_ERROR;
+	return s;
+}
+
+static void
+lmdb_close(struct policy_store *st)
+{
+	struct lmdb_store *ls = st->impl;
+
+	if (ls == NULL)
+		return;
+	if (ls->env != NULL && ls->pid == getpid()) {
+		(void)mdb_env_sync(ls->env, 1);
+		mdb_env_close(ls->env);
+	}
+	(void)pthread_mutex_destroy(&ls->lock);
+	free(ls);
+	st->impl = NULL;
+}
+
+static const struct policy_store_ops lmdb_ops = {
+	"lmdb", lmdb_get, lmdb_set, lmdb_incr, lmdb_del, lmdb_purge, lmdb_close,
+};
+
+int
+policy_store_lmdb_open(struct policy_store *st, const char *path,
+    char *err, size_t errlen)
+{
+	struct lmdb_store *ls;
+
+	if (path[0] == '\0' || strlen(path) >= sizeof(ls->path)) {
+		snprintf(err, errlen, "lmdb: bad path");
+		return -1;
+	}
+	if ((ls = calloc(1, sizeof(*ls))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(ls->path, sizeof(ls->path), "%s", path);
+	if (pthread_mutex_init(&ls->lock, NULL) != 0) {
+		free(ls);
+		snprintf(err, errlen, "lmdb: mutex");
+		return -1;
+	}
+	if (lmdb_env_open(ls, err, errlen) < 0) {
+		(void)pthread_mutex_destroy(&ls->lock);
+		free(ls);
+		return -1;
+	}
+	st->impl = ls;
+	st->ops = &lmdb_ops;
+	return 0;
+}
