@@ -104,16 +104,15 @@ tw_fail() {
 
 # tw_check NAME cmd args...: ok if the command exits 0.
 tw_check() {
-	tw__name=$1
+	tw__cname=$1
 	shift
-	tw__n=$(wc -l <"$TW_TMP/.results")
-	tw__out="$TW_TMP/check.$tw__n.out"
-	if "$@" >"$tw__out" 2>&1 </dev/null; then
-		tw_ok "$tw__name"
+	tw__cout="$TW_TMP/check.$(wc -l <"$TW_TMP/.results").out"
+	if "$@" >"$tw__cout" 2>&1 </dev/null; then
+		tw_ok "$tw__cname"
 	else
-		tw__rc=$?
-		tw_fail "$tw__name" "exit $tw__rc: $*"
-		tail -n 40 "$tw__out" | sed 's/^/    | /'
+		tw__crc=$?
+		tw_fail "$tw__cname" "exit $tw__crc: $*"
+		tail -n 40 "$tw__cout" | sed 's/^/    | /'
 		return 1
 	fi
 }

@@ -80,17 +80,13 @@ while [ $i -lt 20 ]; do
 	i=$((i + 1))
 done
 {
-	echo "< 220"
-	echo "> EHLO client.example.org"
-	echo "< 250 "
-	echo ">> MAIL FROM:<e@example.org>\\r\\n${rcpts}DATA\\r\\nSubject: tw pipe 20\\r\\n\\r\\nx\\r\\n.\\r\\n"
-	echo "< 250"
+	# printf, not echo: dash's echo would turn \r\n into real CR LF
+	printf '%s\n' "< 220" "> EHLO client.example.org" "< 250 "
+	printf '%s\n' ">> MAIL FROM:<e@example.org>\\r\\n${rcpts}DATA\\r\\nSubject: tw pipe 20\\r\\n\\r\\nx\\r\\n.\\r\\n"
+	printf '%s\n' "< 250"
 	i=0
-	while [ $i -lt 20 ]; do echo "< 250"; i=$((i + 1)); done
-	echo "< 354"
-	echo "< 250 2\\.0\\.0"
-	echo "> QUIT"
-	echo "< 221"
+	while [ $i -lt 20 ]; do printf '%s\n' "< 250"; i=$((i + 1)); done
+	printf '%s\n' "< 354" "< 250 2\\.0\\.0" "> QUIT" "< 221"
 } >"$T/many.chat"
 tw_chat_expect "20 pipelined RCPTs" 127.0.0.1 25130 <"$T/many.chat"
 tw_check "20-recipient message delivered" tw_wait_maildir "$MD" 4 15

@@ -7,6 +7,8 @@ Script lines (escapes \\r \\n \\t \\0 \\xHH \\\\ are decoded in TEXT):
     > TEXT        send TEXT + CRLF
     >> TEXT       send TEXT as is (no CRLF added): several commands in one write
     >>n N CHAR    send N times CHAR (e.g. ">>n 1200 A" for an overlong line)
+    >? TEXT       send TEXT + CRLF; if the server has closed the connection,
+                  print "S: EOF" and end the script successfully
     < ERE         read one reply (all its lines); its last line must match ^ERE
     <? ERE        like "<" but a closed connection is accepted too (prints
                   "S: EOF" and ends the script successfully)
@@ -15,6 +17,8 @@ Script lines (escapes \\r \\n \\t \\0 \\xHH \\\\ are decoded in TEXT):
     <- ERE        the reply read last has no line matching ^ERE (reads nothing)
     eof           the server must close the connection (within the timeout)
     alive         a NOOP must still be answered with 250
+    sync          send HELP and skip replies until its 214 (at most 5): after
+                  input whose number of replies may differ between servers
     starttls      start TLS on the connection (no certificate check)
     proxy2 SRC SPORT DST DPORT   send a PROXY v2 header (TCP4/TCP6)
     sleep SECS
@@ -181,6 +185,13 @@ def main():
             if line.startswith(">>n "):
                 _, count, ch = line.split(" ", 2)
                 c.send(decode(ch) * int(count))
+            elif line.startswith(">? "):
+                try:
+                    c.send(decode(raw.split(">? ", 1)[1]) + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    print("S: EOF (send failed)")
+                    print("# closed by the server: script ends here")
+                    sys.exit(0)
             elif line.startswith(">> "):
                 c.send(decode(raw.split(">> ", 1)[1]))
             elif line.startswith("> ") or line == ">":
@@ -222,6 +233,16 @@ def main():
                 r = c.reply()
                 if r is None or not r[-1].startswith("250"):
                     fail("line %d: session not alive after that: %r" % (n, r))
+            elif line == "sync":
+                c.send(b"HELP\r\n")
+                for _ in range(6):
+                    r = c.reply()
+                    if r is None:
+                        fail("line %d: connection closed during sync" % n)
+                    if r[-1].startswith("214"):
+                        break
+                else:
+                    fail("line %d: no 214 reply to HELP" % n)
             elif line == "starttls":
                 c.starttls()
             elif line.startswith("proxy2 "):
