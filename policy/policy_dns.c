@@ -5,7 +5,6 @@
  */
 #include <ares.h>
 #include <errno.h>
-#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,36 +254,91 @@ policy_dns_run(struct policy_dns *dns, int timeout_ms)
 	return 0;
 }
 
+/* Skip a (possibly compressed) name at off; new offset or -1. */
+static int
+skip_name(const unsigned char *p, int len, int off)
+{
+	int guard = 0;
+
+	while (off < len && guard++ < 128) {
+		unsigned l = p[off];
+		if ((l & 0xc0) == 0xc0)
+			return off + 2 <= len ? off + 2 : -1;
+		if ((l & 0xc0) != 0)
+			return -1;
+		off++;
+		if (l == 0)
+			return off;
+		off += (int)l;
+	}
+	return -1;
+}
+
 int
 policy_dns_parse(const unsigned char *abuf, int alen, int type,
     policy_dns_rr_fn fn, void *arg)
 {
-	ns_msg msg;
-	ns_rr rr;
-	int i, count, n = 0;
+	int off = 12, i, qd, an, n = 0;
 
-	if (abuf == NULL || alen <= 0 || ns_initparse(abuf, alen, &msg) < 0)
+	if (abuf == NULL || alen < 12)
 		return -1;
-	count = ns_msg_count(msg, ns_s_an);
-	for (i = 0; i < count; i++) {
-		struct policy_dns_rr r;
-		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
+	qd = (abuf[4] << 8) | abuf[5];
+	an = (abuf[6] << 8) | abuf[7];
+	for (i = 0; i < qd; i++) {
+		if ((off = skip_name(abuf, alen, off)) < 0 || off + 4 > alen)
 			return -1;
-		if (ns_rr_class(rr) != ns_c_in)
-			continue;
-		if (type != 0 && (int)ns_rr_type(rr) != type)
+		off += 4;
+	}
+	for (i = 0; i < an; i++) {
+		struct policy_dns_rr r;
+		int rtype, rclass;
+		if ((off = skip_name(abuf, alen, off)) < 0 || off + 10 > alen)
+			return -1;
+		rtype = (abuf[off] << 8) | abuf[off + 1];
+		rclass = (abuf[off + 2] << 8) | abuf[off + 3];
+		r.ttl = ((unsigned)abuf[off + 4] << 24) |
+		    ((unsigned)abuf[off + 5] << 16) |
+		    ((unsigned)abuf[off + 6] << 8) | abuf[off + 7];
+		if (r.ttl > 0x7fffffffu)	/* RFC 2181 8 */
+			r.ttl = 0;
+		r.rdlen = (unsigned)((abuf[off + 8] << 8) | abuf[off + 9]);
+		off += 10;
+		if (off + (int)r.rdlen > alen)
+			return -1;
+		r.type = rtype;
+		r.rdata = abuf + off;
+		r.msg = abuf;
+		r.eom = abuf + alen;
+		off += (int)r.rdlen;
+		if (rclass != ns_c_in || (type != 0 && rtype != type))
 			continue;	/* CNAMEs and strays */
-		r.type = ns_rr_type(rr);
-		r.ttl = ns_rr_ttl(rr);
-		r.rdata = ns_rr_rdata(rr);
-		r.rdlen = ns_rr_rdlen(rr);
-		r.msg = ns_msg_base(msg);
-		r.eom = ns_msg_end(msg);
 		n++;
 		if (fn != NULL && fn(arg, &r) < 0)
 			break;
 	}
 	return n;
+}
+
+int
+policy_dns_name(const struct policy_dns_rr *rr, const unsigned char *at,
+    char *out, size_t cap)
+{
+	char *name = NULL;
+	long enclen = 0;
+	size_t l;
+
+	if (at < rr->msg || at >= rr->eom ||
+	    ares_expand_name(at, rr->msg, (int)(rr->eom - rr->msg), &name,
+	    &enclen) != ARES_SUCCESS)
+		return -1;
+	l = strlen(name);
+	if (l >= cap) {
+		ares_free_string(name);
+		return -1;
+	}
+	memcpy(out, name, l + 1);
+	ares_free_string(name);
+	return 0;
 }
 
 int

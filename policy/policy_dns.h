@@ -15,8 +15,8 @@
  * Callbacks run inside policy_dns_process()/policy_dns_run() and may start
  * further queries.
  *
- * Answers are checked by policy_dns_parse() (libc's ns_initparse/ns_parserr,
- * which bounds every read): hostile or truncated packets become DNS_BAD,
+ * Answers are checked by policy_dns_parse() (every read bounded by the
+ * packet length; names expanded by c-ares' ares_expand_name): hostile or truncated packets become DNS_BAD,
  * never a crash. Owner of a struct policy_dns: the caller of
  * policy_dns_open(); policy_dns_close() cancels pending queries (their
  * callbacks run with DNS_TEMPFAIL) and frees it.
@@ -67,7 +67,7 @@ int  policy_dns_run(struct policy_dns *dns, int timeout_ms);
 
 /* Walk the answer section of abuf: fn is called for each RR of `type`
  * (any type if 0) with the RR's TTL and rdata; msg/eom let fn expand
- * compressed names (ns_name_uncompress). Returns the number of RRs
+ * compressed names (policy_dns_name). Returns the number of RRs
  * delivered, or -1 (DNS_BAD) if the packet is malformed. */
 struct policy_dns_rr {
 	int			 type;
@@ -79,6 +79,10 @@ struct policy_dns_rr {
 typedef int (*policy_dns_rr_fn)(void *arg, const struct policy_dns_rr *rr);
 int  policy_dns_parse(const unsigned char *abuf, int alen, int type,
 	    policy_dns_rr_fn fn, void *arg);
+/* Expand the (compressed) domain name at `at` inside rr's packet (e.g.
+ * rr->rdata for PTR, rr->rdata + 2 for MX) into out. 0 / -1. */
+int  policy_dns_name(const struct policy_dns_rr *rr, const unsigned char *at,
+	    char *out, size_t cap);
 /* Join the character-strings of a TXT rdata into out (NUL-terminated,
  * truncated to cap-1). Returns the full length or -1 if malformed. */
 int  policy_dns_txt(const unsigned char *rdata, unsigned rdlen, char *out,
