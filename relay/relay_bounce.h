@@ -1,0 +1,27 @@
+/*
+ * relay_bounce — RFC 3464 delivery status notifications.
+ *
+ * relay_bounce_queue() writes a multipart/report DSN (text part, a
+ * message/delivery-status part with one block per recipient, and the
+ * original headers as text/rfc822-headers) into the spool as a new message
+ * from the null sender to m->from, and commits it durably. kind FAILED
+ * reports the recipients whose status is RELAY_R_BOUNCED; kind DELAYED
+ * (delay_warning) reports the pending ones. It never writes a DSN for a
+ * null sender (returns 1, nothing queued). Returns 0 queued, -1 error.
+ */
+#ifndef RELAY_BOUNCE_H
+#define RELAY_BOUNCE_H
+
+#include "relay_config.h"
+#include "relay_spool.h"
+
+enum relay_dsn_kind { RELAY_DSN_FAILED, RELAY_DSN_DELAYED };
+
+int relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
+	    int fd, enum relay_dsn_kind kind, const char *remote_mta,
+	    char newid[RELAY_ID_LEN + 1]);
+/* The enhanced status in a reply text ("550 5.1.1 ..." -> "5.1.1"), or
+ * the default. */
+void relay_bounce_status(const char *reply, const char *def, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,728 @@
+/*
+ * relay_smtpd — receiver process and SMTP session.
+ *
+ * The session is an explicit state machine driven by a command table:
+ * each row names the verb, the states where it is allowed and the handler
+ * (syntax checks, then the action). enter_state() is the only place the
+ * state changes. Lines come from lib/io (never "one read"); replies are
+ * buffered and flushed by io before it blocks, so a pipelined group gets
+ * its replies together (RFC 2920).
+ *
+ * Strictness: a command line must end in CRLF and hold no other CR or LF;
+ * in DATA and BDAT every LF must follow a CR and every CR precede an LF,
+ * else the message is refused with 554 5.6.0 after its end. The size limit
+ * is enforced while reading (552 5.3.4). Nothing is answered 250 before
+ * relay_spool_commit() returned 0; a failed commit (disk full) is 452 4.3.1.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "config.h"
+#include "io.h"
+#include "log.h"
+#include "net.h"
+#include "smtp.h"
+#include "relay_config.h"
+#include "relay_dkim.h"
+#include "relay_proc.h"
+#include "relay_smtpd.h"
+#include "relay_spool.h"
+
+#define SMTPD_RBUF	65536
+#define SMTPD_MAX_ERRORS 10
+
+enum smtpd_state {
+	ST_GREET = 1 << 0,	/* before EHLO/HELO */
+	ST_READY = 1 << 1,	/* after EHLO, no transaction */
+	ST_MAIL  = 1 << 2,	/* MAIL accepted, no RCPT yet */
+	ST_RCPT  = 1 << 3,	/* at least one RCPT */
+	ST_BDAT  = 1 << 4,	/* inside a BDAT sequence */
+	ST_QUIT  = 1 << 5,
+};
+#define ST_ANY	(ST_GREET | ST_READY | ST_MAIL | ST_RCPT | ST_BDAT)
+
+struct smtpd {
+	const struct relay_config *cfg;
+	struct io	 io;
+	int		 fd;
+	char		 client[64];
+	char		 helo[256];
+	int		 esmtp;
+	enum smtpd_state state;
+	/* transaction */
+	char		 from[SMTP_PATH_MAX + 1];
+	int		 utf8, eightbit;
+	char		*rcpts[RELAY_RCPT_MAX];
+	size_t		 nrcpts;
+	struct relay_spool_writer *w;
+	off_t		 size;
+	int		 too_big, bad_eol, prev_cr, bdat_failed;
+	int		 errors;
+};
+
+static const char *
+state_name(enum smtpd_state s)
+{
+	switch (s) {
+	case ST_GREET: return "greet";
+	case ST_READY: return "ready";
+	case ST_MAIL: return "mail";
+	case ST_RCPT: return "rcpt";
+	case ST_BDAT: return "bdat";
+	default: return "quit";
+	}
+}
+
+static void
+enter_state(struct smtpd *s, enum smtpd_state st)
+{
+	if (s->state != st)
+		log_debug("smtpd client=%s state %s -> %s", s->client,
+		    state_name(s->state), state_name(st));
+	s->state = st;
+}
+
+static void
+reply(struct smtpd *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void
+reply(struct smtpd *s, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	memcpy(buf + n, "\r\n", 2);
+	if (io_write(&s->io, buf, (size_t)n + 2) != 0)
+		enter_state(s, ST_QUIT);
+}
+
+static void
+txn_reset(struct smtpd *s)
+{
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	s->nrcpts = 0;
+	s->from[0] = '\0';
+	s->utf8 = s->eightbit = 0;
+	if (s->w) {
+		relay_spool_abort(s->w);
+		free(s->w);
+		s->w = NULL;
+	}
+	s->size = 0;
+	s->too_big = s->bad_eol = s->prev_cr = s->bdat_failed = 0;
+}
+
+/* ---- message body ----------------------------------------------------- */
+
+static int
+body_begin(struct smtpd *s)
+{
+	char date[64], hdr[1024];
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	s->w = malloc(sizeof(*s->w));
+	if (s->w == NULL)
+		return -1;
+	if (relay_spool_create(s->cfg->spool_dir, s->w, s->from, s->utf8, s->eightbit,
+	    s->client, s->rcpts, s->nrcpts) != 0) {
+		log_err("smtpd client=%s spool create failed: %s", s->client, strerror(errno));
+		free(s->w);
+		s->w = NULL;
+		return -1;
+	}
+	if (localtime_r(&now, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
+	n = snprintf(hdr, sizeof(hdr),
+	    "Received: from %s ([%s])\r\n\tby %s (tailwart-relay) with %s id %s;\r\n\t%s\r\n",
+	    s->helo[0] ? s->helo : "unknown", s->client, s->cfg->hostname,
+	    s->utf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", s->w->id, date);
+	if (n > 0 && (size_t)n < sizeof(hdr))
+		relay_spool_write(s->w, hdr, (size_t)n);
+	s->size = 0;
+	return 0;
+}
+
+static void
+body_add(struct smtpd *s, const char *p, size_t len)
+{
+	s->size += (off_t)len;
+	if (s->too_big || s->size > (off_t)s->cfg->message_size_limit) {
+		s->too_big = 1;
+		return;
+	}
+	relay_spool_write(s->w, p, len);
+}
+
+/* Finish the message: checks, DKIM, commit, the one final reply. */
+static void
+body_end(struct smtpd *s)
+{
+	char why[256], *dkim = NULL;
+	size_t dkim_len = 0;
+	char id[RELAY_ID_LEN + 1];
+	enum relay_dkim_result dr;
+
+	if (s->bad_eol) {
+		log_info("smtpd client=%s reject reason=bare-cr-or-lf", s->client);
+		reply(s, "554 5.6.0 Message contains bare CR or LF");
+		goto done;
+	}
+	if (s->too_big) {
+		log_info("smtpd client=%s reject reason=size size=%lld", s->client,
+		    (long long)s->size);
+		reply(s, "552 5.3.4 Message too big");
+		goto done;
+	}
+	/* a BDAT message need not end with CRLF; delivery needs it to */
+	if (s->w->last2[0] != '\r' || s->w->last2[1] != '\n')
+		relay_spool_write(s->w, "\r\n", 2);
+	if (relay_spool_flush(s->w) != 0) {
+		log_err("%s spool write failed: %s", s->w->id, strerror(errno));
+		reply(s, "452 4.3.1 Insufficient system storage");
+		goto done;
+	}
+	why[0] = '\0';
+	dr = relay_dkim_sign(s->cfg, s->w->id, s->w->fd, s->w->body_off,
+	    s->w->off - s->w->body_off, &dkim, &dkim_len, why, sizeof(why));
+	if (dr == RELAY_DKIM_ERROR) {
+		log_err("%s dkim signing failed: %s", s->w->id, why);
+		reply(s, "451 4.3.0 Signing failed, try again later");
+		goto done;
+	}
+	memcpy(id, s->w->id, sizeof(id));
+	if (relay_spool_commit(s->cfg->spool_dir, s->w, dkim, dkim_len) != 0) {
+		log_err("%s spool commit failed: %s", id, strerror(errno));
+		free(dkim);
+		free(s->w);
+		s->w = NULL;
+		reply(s, "452 4.3.1 Insufficient system storage");
+		goto done;
+	}
+	free(dkim);
+	free(s->w);
+	s->w = NULL;
+	{
+		char to[512];
+		log_info("%s queued client=%s from=<%s> nrcpt=%zu size=%lld dkim=%s",
+		    id, s->client, log_quote(to, sizeof(to), s->from, strlen(s->from)),
+		    s->nrcpts, (long long)s->size,
+		    dr == RELAY_DKIM_SIGNED ? "signed" : "none");
+	}
+	reply(s, "250 2.0.0 Ok: queued as %s", id);
+	{
+		char msg[64];
+		snprintf(msg, sizeof(msg), "new %s", id);
+		(void)relay_notify(s->cfg->spool_dir, msg);	/* the scheduler also scans */
+	}
+done:
+	txn_reset(s);
+	enter_state(s, ST_READY);
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static void
+cmd_ehlo(struct smtpd *s, const char *args, int esmtp)
+{
+	if (*args == '\0' || strlen(args) >= sizeof(s->helo) || !smtp_valid_helo(args)) {
+		reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	txn_reset(s);
+	snprintf(s->helo, sizeof(s->helo), "%s", args);
+	s->esmtp = esmtp;
+	if (!esmtp)
+		reply(s, "250 %s", s->cfg->hostname);
+	else
+		reply(s, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n"
+		    "250-SMTPUTF8\r\n250-CHUNKING\r\n250 ENHANCEDSTATUSCODES",
+		    s->cfg->hostname, s->cfg->message_size_limit);
+	enter_state(s, ST_READY);
+}
+
+static void
+cmd_mail(struct smtpd *s, char *args)
+{
+	struct smtp_path p;
+	const char *why;
+	int utf8 = 0, eightbit = 0;
+
+	if (smtp_parse_path(args, "FROM:", 1, &p, &why) != 0) {
+		reply(s, "501 5.5.4 %s", why);
+		return;
+	}
+	for (size_t i = 0; i < p.nparams; i++) {
+		const char *k = p.params[i].key, *v = p.params[i].value;
+		if (strcmp(k, "SIZE") == 0 && v) {
+			unsigned long long n;
+			if (conf_parse_uint(v, &n, &why) != 0) {
+				reply(s, "501 5.5.4 Bad SIZE parameter");
+				return;
+			}
+			if (n > s->cfg->message_size_limit) {
+				reply(s, "552 5.3.4 Message too big");
+				return;
+			}
+		} else if (strcmp(k, "BODY") == 0 && v && strcasecmp(v, "8BITMIME") == 0)
+			eightbit = 1;
+		else if (strcmp(k, "BODY") == 0 && v && strcasecmp(v, "7BIT") == 0)
+			eightbit = 0;
+		else if (strcmp(k, "SMTPUTF8") == 0 && v == NULL && s->esmtp)
+			utf8 = 1;
+		else {
+			reply(s, "555 5.5.4 Unsupported parameter %s", k);
+			return;
+		}
+	}
+	if (!smtp_valid_mailbox(p.addr, utf8)) {
+		reply(s, "553 5.1.7 Bad sender address syntax");
+		return;
+	}
+	snprintf(s->from, sizeof(s->from), "%s", p.addr);
+	s->utf8 = utf8;
+	s->eightbit = eightbit;
+	reply(s, "250 2.1.0 Ok");
+	enter_state(s, ST_MAIL);
+}
+
+static void
+cmd_rcpt(struct smtpd *s, char *args)
+{
+	struct smtp_path p;
+	const char *why;
+
+	if (smtp_parse_path(args, "TO:", 0, &p, &why) != 0) {
+		reply(s, "501 5.5.4 %s", why);
+		return;
+	}
+	if (p.nparams > 0) {
+		reply(s, "555 5.5.4 Unsupported parameter %s", p.params[0].key);
+		return;
+	}
+	if (p.addr[0] == '\0' || !smtp_valid_mailbox(p.addr, s->utf8) ||
+	    strchr(p.addr, '@') == NULL) {
+		reply(s, "553 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	if (s->nrcpts >= RELAY_RCPT_MAX) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	s->rcpts[s->nrcpts] = strdup(p.addr);
+	if (s->rcpts[s->nrcpts] == NULL) {
+		reply(s, "451 4.3.0 Out of memory");
+		return;
+	}
+	s->nrcpts++;
+	reply(s, "250 2.1.5 Ok");
+	enter_state(s, ST_RCPT);
+}
+
+static void
+cmd_data(struct smtpd *s, const char *args)
+{
+	int at_bol = 1;
+
+	if (*args) {
+		reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (body_begin(s) != 0) {
+		reply(s, "452 4.3.1 Insufficient system storage");
+		txn_reset(s);
+		enter_state(s, ST_READY);
+		return;
+	}
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	for (;;) {
+		const char *line;
+		size_t len;
+		enum io_status st = io_getline(&s->io, &line, &len);
+
+		if (st == IO_OK) {
+			if (at_bol && len == 3 && memcmp(line, ".\r\n", 3) == 0)
+				break;
+			if (len < 2 || line[len - 2] != '\r' ||
+			    memchr(line, '\r', len - 2) != NULL)
+				s->bad_eol = 1;
+			if (at_bol && line[0] == '.') {
+				line++;
+				len--;
+			}
+			body_add(s, line, len);
+			at_bol = 1;
+		} else if (st == IO_PARTIAL) {
+			if (memchr(line, '\r', len) != NULL)
+				s->bad_eol = 1;
+			if (at_bol && line[0] == '.') {
+				line++;
+				len--;
+			}
+			body_add(s, line, len);
+			at_bol = 0;
+		} else {
+			log_info("smtpd client=%s lost in DATA: %s", s->client,
+			    st == IO_TIMEOUT ? "timeout" : st == IO_EOF ? "eof" : "error");
+			txn_reset(s);
+			enter_state(s, ST_QUIT);
+			return;
+		}
+	}
+	body_end(s);
+}
+
+static void
+cmd_bdat(struct smtpd *s, const char *args)
+{
+	char num[32];
+	unsigned long long n;
+	const char *why, *sp = strchr(args, ' ');
+	size_t nl = sp ? (size_t)(sp - args) : strlen(args);
+	int last = 0, ok_state;
+
+	if (nl == 0 || nl >= sizeof(num)) {
+		reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	memcpy(num, args, nl);
+	num[nl] = '\0';
+	if (conf_parse_uint(num, &n, &why) != 0) {
+		reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	if (sp) {
+		while (*sp == ' ')
+			sp++;
+		if (strcasecmp(sp, "LAST") != 0) {
+			reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+			return;
+		}
+		last = 1;
+	}
+	ok_state = (s->state & (ST_RCPT | ST_BDAT)) != 0;
+	if (ok_state && s->w == NULL && body_begin(s) != 0)
+		s->bdat_failed = 1;
+	/* always consume the announced bytes, else they would be read as commands */
+	for (unsigned long long left = n; left > 0; ) {
+		const char *p;
+		size_t got;
+		enum io_status st = io_getbytes(&s->io, left > SIZE_MAX ? SIZE_MAX : (size_t)left,
+		    &p, &got);
+		if (st != IO_OK) {
+			log_info("smtpd client=%s lost in BDAT", s->client);
+			txn_reset(s);
+			enter_state(s, ST_QUIT);
+			return;
+		}
+		left -= got;
+		if (!ok_state || s->bdat_failed)
+			continue;
+		for (size_t i = 0; i < got; i++) {
+			char c = p[i];
+			if ((s->prev_cr && c != '\n') || (!s->prev_cr && c == '\n'))
+				s->bad_eol = 1;
+			s->prev_cr = c == '\r';
+		}
+		body_add(s, p, got);
+	}
+	if (!ok_state) {
+		reply(s, "503 5.5.1 Bad sequence of commands");
+		return;
+	}
+	if (s->bdat_failed) {
+		reply(s, "452 4.3.1 Insufficient system storage");
+		if (last) {
+			txn_reset(s);
+			enter_state(s, ST_READY);
+		} else
+			enter_state(s, ST_BDAT);
+		return;
+	}
+	if (!last) {
+		reply(s, "250 2.0.0 %llu octets received", n);
+		enter_state(s, ST_BDAT);
+		return;
+	}
+	if (s->prev_cr)
+		s->bad_eol = 1;
+	body_end(s);
+}
+
+static void
+cmd_rset(struct smtpd *s, const char *args)
+{
+	(void)args;
+	txn_reset(s);
+	reply(s, "250 2.0.0 Ok");
+	enter_state(s, s->state == ST_GREET ? ST_GREET : ST_READY);
+}
+
+static void
+cmd_noop(struct smtpd *s, const char *args)
+{
+	(void)args;
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtpd *s, const char *args)
+{
+	(void)args;
+	reply(s, "221 2.0.0 Bye");
+	enter_state(s, ST_QUIT);
+}
+
+static void
+cmd_vrfy(struct smtpd *s, const char *args)
+{
+	(void)args;
+	reply(s, "252 2.5.2 Cannot VRFY user");
+}
+
+static void
+cmd_help(struct smtpd *s, const char *args)
+{
+	(void)args;
+	reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+cmd_notimpl(struct smtpd *s, const char *args)
+{
+	(void)args;
+	reply(s, "502 5.5.1 Command not implemented");
+}
+
+enum cmd_id { C_EHLO, C_HELO, C_MAIL, C_RCPT, C_DATA, C_BDAT, C_RSET, C_NOOP,
+	C_QUIT, C_VRFY, C_EXPN, C_HELP, C_STARTTLS, C_AUTH };
+
+static const struct smtpd_cmd {
+	const char	*verb;
+	enum cmd_id	 id;
+	int		 states;	/* where it is allowed */
+} smtpd_cmds[] = {
+	{ "EHLO", C_EHLO, ST_GREET | ST_READY | ST_MAIL | ST_RCPT },
+	{ "HELO", C_HELO, ST_GREET | ST_READY | ST_MAIL | ST_RCPT },
+	{ "MAIL", C_MAIL, ST_READY },
+	{ "RCPT", C_RCPT, ST_MAIL | ST_RCPT },
+	{ "DATA", C_DATA, ST_RCPT },
+	{ "BDAT", C_BDAT, ST_ANY },	/* checks its state after eating its bytes */
+	{ "RSET", C_RSET, ST_ANY },
+	{ "NOOP", C_NOOP, ST_ANY },
+	{ "QUIT", C_QUIT, ST_ANY },
+	{ "VRFY", C_VRFY, ST_ANY },
+	{ "EXPN", C_EXPN, ST_ANY },
+	{ "HELP", C_HELP, ST_ANY },
+	{ "STARTTLS", C_STARTTLS, ST_ANY },
+	{ "AUTH", C_AUTH, ST_ANY },
+};
+
+static void
+dispatch(struct smtpd *s, char *line)
+{
+	const char *args;
+	size_t vl = smtp_verb(line, &args);
+	const struct smtpd_cmd *c = NULL;
+
+	for (size_t i = 0; i < sizeof(smtpd_cmds) / sizeof(smtpd_cmds[0]); i++)
+		if (strlen(smtpd_cmds[i].verb) == vl &&
+		    strncasecmp(smtpd_cmds[i].verb, line, vl) == 0) {
+			c = &smtpd_cmds[i];
+			break;
+		}
+	if (c == NULL) {
+		s->errors++;
+		reply(s, "500 5.5.2 Command unrecognized");
+		return;
+	}
+	if (!(c->states & s->state)) {
+		s->errors++;
+		if (s->state == ST_BDAT && c->id == C_DATA)
+			reply(s, "503 5.5.1 DATA not allowed after BDAT");
+		else if (s->state == ST_GREET)
+			reply(s, "503 5.5.1 Send EHLO first");
+		else if (c->id == C_MAIL)
+			reply(s, "503 5.5.1 Nested MAIL command");
+		else if (c->id == C_RCPT)
+			reply(s, "503 5.5.1 Need MAIL first");
+		else if (c->id == C_DATA)
+			reply(s, "503 5.5.1 Need RCPT first");
+		else
+			reply(s, "503 5.5.1 Bad sequence of commands");
+		return;
+	}
+	char *a = line + (args - line);
+	switch (c->id) {
+	case C_EHLO: cmd_ehlo(s, a, 1); break;
+	case C_HELO: cmd_ehlo(s, a, 0); break;
+	case C_MAIL: cmd_mail(s, a); break;
+	case C_RCPT: cmd_rcpt(s, a); break;
+	case C_DATA: cmd_data(s, a); break;
+	case C_BDAT: cmd_bdat(s, a); break;
+	case C_RSET: cmd_rset(s, a); break;
+	case C_NOOP: cmd_noop(s, a); break;
+	case C_QUIT: cmd_quit(s, a); break;
+	case C_VRFY: cmd_vrfy(s, a); break;
+	case C_HELP: cmd_help(s, a); break;
+	case C_EXPN: case C_STARTTLS: case C_AUTH: cmd_notimpl(s, a); break;
+	}
+}
+
+int
+relay_smtpd_session(const struct relay_config *cfg, int fd)
+{
+	struct smtpd s;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	unsigned port = 0;
+	int skipping = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	s.fd = fd;
+	s.state = ST_GREET;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		(void)close(fd);
+		return 1;
+	}
+	net_unmap(&ss);
+	if (net_addr_str(&ss, s.client, sizeof(s.client), &port) != 0)
+		snprintf(s.client, sizeof(s.client), "unknown");
+	if (io_init(&s.io, fd, SMTPD_RBUF, (int)cfg->smtp_timeout * 1000) != 0) {
+		(void)close(fd);
+		return 1;
+	}
+	if (!net_cidr_list_match(&cfg->client_networks, &ss)) {
+		log_info("smtpd client=%s reject reason=client_networks", s.client);
+		reply(&s, "554 5.7.1 %s: client not in client_networks", s.client);
+		(void)io_flush(&s.io);
+		io_free(&s.io);
+		(void)close(fd);
+		return 0;
+	}
+	log_debug("smtpd connect client=%s port=%u", s.client, port);
+	reply(&s, "220 %s ESMTP tailwart-relay", cfg->hostname);
+	while (s.state != ST_QUIT) {
+		const char *line;
+		size_t len;
+		char buf[SMTP_LINE_MAX + 1];
+		enum io_status st;
+
+		if (s.errors >= SMTPD_MAX_ERRORS) {
+			reply(&s, "421 4.7.0 Too many errors");
+			break;
+		}
+		st = io_getline(&s.io, &line, &len);
+		if (st == IO_TIMEOUT) {
+			reply(&s, "421 4.4.2 Timeout");
+			break;
+		}
+		if (st == IO_EOF || st == IO_ERROR)
+			break;
+		if (st == IO_PARTIAL) {
+			skipping = 1;	/* an overlong line: 500 when it ends */
+			continue;
+		}
+		if (skipping || len > SMTP_LINE_MAX) {
+			skipping = 0;
+			s.errors++;
+			reply(&s, "500 5.5.2 Line too long");
+			continue;
+		}
+		if (len < 2 || line[len - 2] != '\r' || memchr(line, '\r', len - 2) ||
+		    memchr(line, '\0', len)) {
+			s.errors++;
+			reply(&s, "500 5.5.2 Syntax error: bare CR or LF, or NUL");
+			continue;
+		}
+		memcpy(buf, line, len - 2);
+		buf[len - 2] = '\0';
+		dispatch(&s, buf);
+	}
+	(void)io_flush(&s.io);
+	txn_reset(&s);
+	io_free(&s.io);
+	(void)close(fd);	/* the session is over either way */
+	return 0;
+}
+
+int
+relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
+{
+	struct pollfd pfd[17];
+	unsigned long long nchildren = 0;
+	size_t n = nfds < 16 ? nfds : 16;
+
+	for (;;) {
+		for (size_t i = 0; i < n; i++) {
+			pfd[i].fd = fds[i];
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		pfd[n].fd = relay_sig_fd();
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		if (poll(pfd, n + 1, 5000) < 0 && errno != EINTR) {
+			log_err("receiver poll: %s", strerror(errno));
+			return 1;
+		}
+		if (relay_sig_take(RELAY_SIG_CHLD) || nchildren > 0) {
+			pid_t pid;
+			while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+				if (nchildren > 0)
+					nchildren--;
+		}
+		if (relay_sig_take(RELAY_SIG_TERM))
+			return 0;
+		(void)relay_sig_take(RELAY_SIG_HUP);	/* the master restarts us */
+		for (size_t i = 0; i < n; i++) {
+			int c;
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			c = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0)
+				continue;
+			if (nchildren >= cfg->max_clients) {
+				static const char busy[] = "421 4.3.2 Too many connections, try later\r\n";
+				ssize_t w = write(c, busy, sizeof(busy) - 1);
+				(void)w;	/* best effort; the client retries anyway */
+				(void)close(c);
+				continue;
+			}
+			pid_t pid = fork();
+			if (pid < 0) {
+				log_err("receiver fork: %s", strerror(errno));
+				(void)close(c);
+				continue;
+			}
+			if (pid == 0) {
+				relay_sig_reset();
+				for (size_t j = 0; j < nfds; j++)
+					(void)close(fds[j]);
+				_exit(relay_smtpd_session(cfg, c));
+			}
+			nchildren++;
+			(void)close(c);	/* the child owns it */
+		}
+	}
+}

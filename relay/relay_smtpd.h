@@ -1,0 +1,22 @@
+/*
+ * relay_smtpd — the relay's SMTP receiver.
+ *
+ * relay_smtpd_run() is the receiver process (already unprivileged): it
+ * accepts on the listeners it was given, refuses when max_clients sessions
+ * are running, and forks one child per session. A session child runs
+ * relay_smtpd_session(): client_networks check, then the SMTP state
+ * machine (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING, ENHANCEDSTATUSCODES),
+ * strict CRLF lines, and the spool commit before every 250.
+ * Returns when told to stop (TERM): running sessions finish on their own.
+ */
+#ifndef RELAY_SMTPD_H
+#define RELAY_SMTPD_H
+
+#include <stddef.h>
+#include "relay_config.h"
+
+int relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds);
+/* One session on a connected socket (closes it). Exit status for the child. */
+int relay_smtpd_session(const struct relay_config *cfg, int fd);
+
+#endif
