@@ -345,7 +345,7 @@ tw_swaks_expect() {
 
 # tw_chat ARGS...: tests/peers/smtpchat.py (script on stdin).
 tw_chat() {
-	python3 "$TW_PEERS/smtpchat.py" "$@"
+	PYTHONUNBUFFERED=1 python3 "$TW_PEERS/smtpchat.py" "$@"
 }
 
 # tw_chat_expect NAME ARGS... <script: ok if every expectation held.
