@@ -36,7 +36,8 @@ all: $(PROGS) $(UNITS) $(HELPERS)
 
 $(B)/%.o: %.c $(wildcard lib/*.h policy/*.h gate/*.h relay/*.h milter/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIB_A): $(call obj,$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^

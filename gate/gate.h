@@ -61,7 +61,11 @@ void gate_config_free(struct gate_settings *s);
 struct gate_runtime {
 	struct gate_settings	*cfg;
 	SSL_CTX			*tls;		/* NULL: no STARTTLS */
-	int			 status_fd;	/* worker -> master status pipe */
+	/* Scoreboard shared (MAP_SHARED) between the master and its children:
+	 * a child stores its state ('I' idle, 'B' busy) in scoreboard[slot];
+	 * the master reads it on its tick. No syscall, no wake-up per session. */
+	unsigned char		*scoreboard;
+	unsigned		 slot;
 	unsigned		 generation;
 };
 
@@ -72,12 +76,6 @@ void gate_passthrough_main(struct gate_runtime *rt) __attribute__((noreturn));
 /* Master: supervise until TERM. Returns the exit code. */
 int  gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground);
 
-/* Worker status messages on the status pipe (one write each, < PIPE_BUF). */
-struct gate_status {
-	int		pid;
-	unsigned	generation;
-	char		state;		/* 'I' idle, 'B' busy */
-};
 
 /* Signal flags (set by handlers, read by loops). */
 extern volatile sig_atomic_t gate_sig_term;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ struct child {
 	char		kind;		/* 'W' worker, 'P' passthrough */
 	char		state;		/* 'I' idle, 'B' busy, 'S' starting */
 	long long	started_ms;
+	unsigned	slot;		/* index into the scoreboard */
 };
 
 struct master {
@@ -44,7 +46,7 @@ struct master {
 	struct gate_runtime	 rt;
 	struct child		*kids;
 	size_t			 nkids;
-	int			 status_pipe[2];
+	unsigned char		*slot_used;	/* master-side: slot taken */
 	uid_t			 uid;
 	gid_t			 gid;
 	unsigned		 crashes;
@@ -140,9 +142,15 @@ static void
 spawn(struct master *m, char kind)
 {
 	pid_t pid;
+	unsigned slot;
 
 	if (m->nkids >= MAX_CHILDREN)
 		return;
+	for (slot = 0; slot < MAX_CHILDREN && m->slot_used[slot]; slot++)
+		;
+	if (slot == MAX_CHILDREN)
+		return;
+	m->rt.scoreboard[slot] = 'S';
 	pid = fork();
 	if (pid < 0) {
 		log_err("fork: %s", strerror(errno));
@@ -158,8 +166,7 @@ spawn(struct master *m, char kind)
 		(void)sigaction(SIGCHLD, &sa, NULL);
 		(void)close(self_pipe[0]);
 		(void)close(self_pipe[1]);
-		(void)close(m->status_pipe[0]);
-		m->rt.status_fd = m->status_pipe[1];
+		m->rt.slot = slot;
 		gate_sig_term = 0;
 		if (gate_priv_drop(m->uid, m->gid) != 0)
 			fatal("cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
@@ -180,6 +187,8 @@ spawn(struct master *m, char kind)
 	m->kids[m->nkids].kind = kind;
 	m->kids[m->nkids].state = 'S';
 	m->kids[m->nkids].started_ms = mono_ms();
+	m->kids[m->nkids].slot = slot;
+	m->slot_used[slot] = 1;
 	m->nkids++;
 }
 
@@ -222,6 +231,8 @@ reap(struct master *m)
 			}
 		} else if (k->gen == m->rt.generation)
 			m->crashes = 0;
+		m->slot_used[k->slot] = 0;
+		m->rt.scoreboard[k->slot] = 0;
 		*k = m->kids[--m->nkids];
 	}
 }
@@ -229,15 +240,10 @@ reap(struct master *m)
 static void
 read_status(struct master *m)
 {
-	struct gate_status st[64];
-	ssize_t n;
-
-	while ((n = read(m->status_pipe[0], st, sizeof(st))) > 0) {
-		for (size_t i = 0; i < (size_t)n / sizeof(st[0]); i++) {
-			struct child *k = find_kid(m, st[i].pid);
-			if (k != NULL)
-				k->state = st[i].state;
-		}
+	for (size_t i = 0; i < m->nkids; i++) {
+		unsigned char st = __atomic_load_n(&m->rt.scoreboard[m->kids[i].slot], __ATOMIC_RELAXED);
+		if (st == 'I' || st == 'B')
+			m->kids[i].state = (char)st;
 	}
 }
 
@@ -398,11 +404,14 @@ drain(struct master *m)
 static int
 setup_pipes(struct master *m)
 {
-	if (pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
-	    pipe2(m->status_pipe, O_CLOEXEC) != 0)
+	if (pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return -1;
-	/* the master reads without blocking; children write blocking (tiny, atomic) */
-	return fcntl(m->status_pipe[0], F_SETFL, O_NONBLOCK);
+	m->rt.scoreboard = mmap(NULL, MAX_CHILDREN, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m->rt.scoreboard == MAP_FAILED)
+		return -1;
+	m->slot_used = calloc(MAX_CHILDREN, 1);
+	return m->slot_used ? 0 : -1;
 }
 
 static void
@@ -469,13 +478,12 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	maintain_pool(&m);
 
 	while (!gate_sig_term) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[1] = {
 			{ .fd = self_pipe[0], .events = POLLIN },
-			{ .fd = m.status_pipe[0], .events = POLLIN },
 		};
 		char buf[64];
 
-		if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+		if (poll(pfd, 1, 250) < 0 && errno != EINTR)
 			fatal("poll: %s", strerror(errno));
 		while (read(self_pipe[0], buf, sizeof(buf)) > 0)
 			;
@@ -507,5 +515,6 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 		free(m.cfg);
 	}
 	free(m.kids);
+	free(m.slot_used);
 	return 0;
 }

@@ -8,10 +8,10 @@
  * passed by the screen process.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,57 +21,61 @@
 static void
 worker_status(struct gate_runtime *rt, char state)
 {
-	struct gate_status st;
-	ssize_t n;
-
-	memset(&st, 0, sizeof(st));
-	st.pid = (int)getpid();
-	st.generation = rt->generation;
-	st.state = state;
-	do
-		n = write(rt->status_fd, &st, sizeof(st));
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(st))
-		log_debug("status write failed: %s", strerror(errno));
+	__atomic_store_n(&rt->scoreboard[rt->slot], (unsigned char)state, __ATOMIC_RELAXED);
 }
 
-/* Wait for the next client on any SMTP listener. Returns an fd, or -1 when
- * the worker should exit. */
+/* Wait for the next client on any SMTP listener. Each worker has its own
+ * epoll set with the listeners added EPOLLEXCLUSIVE, so one connection
+ * wakes one idle worker, not the whole pool. Returns an fd, or -1 when the
+ * worker should exit. */
 static int
-worker_next_conn(struct gate_runtime *rt, struct sockaddr_storage *peer)
+worker_next_conn(struct gate_runtime *rt, int ep, struct sockaddr_storage *peer)
 {
-	const struct gate_settings *cfg = rt->cfg;
-	struct pollfd pfd[64];
-	size_t n = 0;
-
-	for (size_t i = 0; i < cfg->nlisteners && n < 64; i++)
-		if (cfg->listeners[i].kind == LISTEN_SMTP) {
-			pfd[n].fd = cfg->listeners[i].fd;
-			pfd[n].events = POLLIN;
-			n++;
-		}
 	while (!gate_sig_term) {
-		int r = poll(pfd, n, 1000);
+		struct epoll_event ev[8];
+		int r = epoll_wait(ep, ev, 8, 1000);
 
 		if (r < 0 && errno != EINTR)
 			return -1;
-		if (r <= 0)
-			continue;
-		for (size_t i = 0; i < n; i++) {
+		for (int i = 0; i < r; i++) {
 			socklen_t sl = sizeof(*peer);
-			int fd;
+			int fd = accept4(ev[i].data.fd, (struct sockaddr *)peer, &sl, SOCK_CLOEXEC);
 
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			fd = accept4(pfd[i].fd, (struct sockaddr *)peer, &sl, SOCK_CLOEXEC);
-			if (fd >= 0)
+			if (fd >= 0) {
+				(void)net_nodelay(fd);
 				return fd;
+			}
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept: %s", strerror(errno));
 		}
 	}
+	(void)rt;
 	return -1;
+}
+
+static int
+worker_epoll(const struct gate_runtime *rt)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0)
+		return -1;
+	for (size_t i = 0; i < rt->cfg->nlisteners; i++) {
+		const struct gate_listener *l = &rt->cfg->listeners[i];
+		struct epoll_event ev;
+
+		if (l->kind != LISTEN_SMTP || l->fd < 0)
+			continue;
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.fd = l->fd;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+			(void)close(ep);
+			return -1;
+		}
+	}
+	return ep;
 }
 
 static void
@@ -113,6 +117,7 @@ gate_worker_main(struct gate_runtime *rt)
 {
 	struct sigaction sa;
 	unsigned long long served = 0;
+	int ep;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -124,13 +129,16 @@ gate_worker_main(struct gate_runtime *rt)
 	(void)sigaction(SIGUSR1, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
 
+	ep = worker_epoll(rt);
+	if (ep < 0)
+		fatal("epoll: %s", strerror(errno));
 	while (!gate_sig_term && served < rt->cfg->worker_max_sessions) {
 		struct sockaddr_storage peer;
 		int fd;
 
 		memset(&peer, 0, sizeof(peer));
 		worker_status(rt, 'I');
-		fd = worker_next_conn(rt, &peer);
+		fd = worker_next_conn(rt, ep, &peer);
 		if (fd < 0)
 			break;
 		worker_status(rt, 'B');

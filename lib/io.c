@@ -1,8 +1,9 @@
 /*
  * io — buffered line I/O with deadlines over a non-blocking socket, plain or
- * TLS. See io.h for the contract. The fd is switched to non-blocking mode
- * by io_init(); every wait is a poll() bounded by io->timeout_ms measured
- * from the start of the call.
+ * TLS. See io.h for the contract. The fd is put in blocking mode with
+ * SO_RCVTIMEO/SO_SNDTIMEO set to io->timeout_ms, so the common case — wait
+ * for the peer's next line — is one read() system call; a whole io_getline()
+ * is further bounded by a deadline of timeout_ms from its start.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,11 +48,30 @@ io_init(struct io *io, int fd, size_t rcap, int timeout_ms)
 		return -1;
 	}
 	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		io_free(io);
 		return -1;
 	}
+	io->cur_timeout = -1;
 	return 0;
+}
+
+/* Apply io->timeout_ms to the socket when it changed. Not a socket (tests
+ * on pipes): no timeout. */
+static void
+io_timeouts(struct io *io, int ms)
+{
+	struct timeval tv;
+
+	if (ms <= 0)
+		ms = 1;
+	if (ms == io->cur_timeout)
+		return;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+	    setsockopt(io->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0)
+		io->cur_timeout = ms;
 }
 
 void
@@ -102,9 +122,14 @@ io_fill(struct io *io, long long deadline, enum io_status *st)
 		return -1;
 	}
 	for (;;) {
+		long long left = deadline - io_now();
 		ssize_t n;
-		short ev = POLLIN;
 
+		if (left <= 0) {
+			*st = IO_TIMEOUT;
+			return -1;
+		}
+		io_timeouts(io, left < io->timeout_ms ? (int)left : io->timeout_ms);
 		if (io->ssl) {
 			int r, e;
 			ERR_clear_error();
@@ -115,18 +140,17 @@ io_fill(struct io *io, long long deadline, enum io_status *st)
 				e = SSL_get_error(io->ssl, r);
 				if (e == SSL_ERROR_ZERO_RETURN)
 					return 0;
-				if (e == SSL_ERROR_WANT_READ)
-					ev = POLLIN;
-				else if (e == SSL_ERROR_WANT_WRITE)
-					ev = POLLOUT;
-				else if (e == SSL_ERROR_SYSCALL && r == 0)
+				if (e == SSL_ERROR_SYSCALL && r == 0)
 					return 0;	/* unexpected EOF: treat as close */
-				else {
-					*st = IO_ERROR;
+				if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+				    e == SSL_ERROR_SYSCALL) && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+					*st = IO_TIMEOUT;
 					return -1;
 				}
-				n = -1;
-				errno = EAGAIN;
+				if (e == SSL_ERROR_SYSCALL && errno == EINTR)
+					continue;
+				*st = IO_ERROR;
+				return -1;
 			}
 		} else
 			n = read(io->fd, io->rbuf + io->rlen, io->rcap - io->rlen);
@@ -139,20 +163,8 @@ io_fill(struct io *io, long long deadline, enum io_status *st)
 			return 0;
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			*st = IO_ERROR;
-			return -1;
-		}
-		switch (io_poll(io->fd, ev, deadline)) {
-		case 1:
-			continue;
-		case 0:
-			*st = IO_TIMEOUT;
-			return -1;
-		default:
-			*st = IO_ERROR;
-			return -1;
-		}
+		*st = (errno == EAGAIN || errno == EWOULDBLOCK) ? IO_TIMEOUT : IO_ERROR;
+		return -1;
 	}
 }
 
@@ -250,26 +262,23 @@ io_flush(struct io *io)
 	size_t off = 0;
 
 	while (off < io->wlen) {
+		long long left = deadline - io_now();
 		ssize_t n;
-		short ev = POLLOUT;
 
+		if (left <= 0)
+			goto fail;
+		io_timeouts(io, left < io->timeout_ms ? (int)left : io->timeout_ms);
 		if (io->ssl) {
-			int r, e;
+			int r;
 			ERR_clear_error();
 			r = SSL_write(io->ssl, io->wbuf + off, (int)(io->wlen - off));
-			if (r > 0)
-				n = r;
-			else {
-				e = SSL_get_error(io->ssl, r);
-				if (e == SSL_ERROR_WANT_READ)
-					ev = POLLIN;
-				else if (e != SSL_ERROR_WANT_WRITE)
-					goto fail;
-				n = -1;
-				errno = EAGAIN;
+			if (r <= 0) {
+				if (SSL_get_error(io->ssl, r) == SSL_ERROR_SYSCALL && errno == EINTR)
+					continue;
+				goto fail;
 			}
-		} else
-{
+			n = r;
+		} else {
 			n = send(io->fd, io->wbuf + off, io->wlen - off, MSG_NOSIGNAL);
 			if (n < 0 && errno == ENOTSOCK)
 				n = write(io->fd, io->wbuf + off, io->wlen - off);
@@ -281,10 +290,7 @@ io_flush(struct io *io)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			goto fail;
-		if (io_poll(io->fd, ev, deadline) != 1)
-			goto fail;
+		goto fail;
 	}
 	io->wlen = 0;
 	return 0;
@@ -348,19 +354,17 @@ io_handshake(struct io *io, int server)
 	for (;;) {
 		int r, e;
 
+		if (io_now() >= deadline)
+			return -1;
+		io_timeouts(io, io->timeout_ms);
 		ERR_clear_error();
 		r = server ? SSL_accept(io->ssl) : SSL_connect(io->ssl);
 		if (r == 1)
 			return 0;
 		e = SSL_get_error(io->ssl, r);
-		if (e == SSL_ERROR_WANT_READ) {
-			if (io_poll(io->fd, POLLIN, deadline) != 1)
-				return -1;
-		} else if (e == SSL_ERROR_WANT_WRITE) {
-			if (io_poll(io->fd, POLLOUT, deadline) != 1)
-				return -1;
-		} else
-			return -1;
+		if (e == SSL_ERROR_SYSCALL && errno == EINTR)
+			continue;
+		return -1;
 	}
 }
 

@@ -39,7 +39,7 @@ struct io {
 	char	*wbuf;
 	size_t	 wcap, wlen;
 	int	 timeout_ms;		/* per blocking step */
-	int	 held_cr;		/* a CR held back from a partial chunk */
+	int	 cur_timeout;		/* SO_RCVTIMEO in force (ms), -1 unknown */
 	unsigned long long rbytes, wbytes;
 };
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,7 @@ net_connect(const struct net_endpoint *ep, int timeout_ms)
 	return -1;
 connected:
 	freeaddrinfo(res);
+	(void)net_nodelay(fd);
 	if (set_nonblock(fd, 0) != 0) {
 		(void)close(fd);
 		return -1;
@@ -417,4 +419,12 @@ net_cidr_list_free(struct net_cidr_list *l)
 {
 	free(l->v);
 	memset(l, 0, sizeof(*l));
+}
+
+int
+net_nodelay(int fd)
+{
+	int one = 1;
+
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

@@ -31,6 +31,10 @@ int  net_listen(const struct net_endpoint *ep, int backlog);
  * (errno set; ETIMEDOUT on deadline). */
 int  net_connect(const struct net_endpoint *ep, int timeout_ms);
 
+/* Disable Nagle on a TCP socket (SMTP replies and commands are small and
+ * already batched by io). 0 / -1. */
+int  net_nodelay(int fd);
+
 /* Numeric text of an address and its port. buf >= INET6_ADDRSTRLEN. */
 int  net_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len,
 	    unsigned *port);

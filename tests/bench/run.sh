@@ -1,0 +1,125 @@
+#!/bin/sh
+# bench/run.sh — `make bench`: tailwart-gate against the same backend driven
+# directly, in the same run on the same machine; prints messages/s and ratios.
+#
+#   (a) smtp-source -> smtp-sink                      (b) smtp-source -> gate (handoff none) -> smtp-sink
+#   (c) smtp-source -> gate (PROXY v2) -> Postfix     (d) smtp-source -> Postfix (same instance, plain port)
+#
+# Then the private memory (Private_Dirty, /proc/PID/smaps_rollup) of an idle
+# worker. Everything runs on 127.0.0.1; counts are bounded (BENCH_MSGS,
+# default 5000, 20 sessions, 1 KiB messages). Postfix discards what it
+# queues (virtual_transport = discard) so delivery does not skew the runs.
+set -eu
+cd "$(dirname "$0")/../.."
+B=${TW_BUILD:-build}
+MSGS=${BENCH_MSGS:-5000}
+SESS=${BENCH_SESSIONS:-20}
+SIZE=${BENCH_SIZE:-1024}
+ROUNDS=${BENCH_ROUNDS:-2}
+D=$(mktemp -d /tmp/tailwart-bench.XXXXXX)
+chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
+SINK_PORT=29025 BE_PORT=29026 BE_PLAIN=29027 GA_PORT=29125 GC_PORT=29126
+SRC=$(command -v smtp-source || echo /usr/sbin/smtp-source)
+
+cleanup() {
+	[ -f "$D/ga.pid" ] && kill "$(cat "$D/ga.pid")" 2>/dev/null || true
+	[ -f "$D/gc.pid" ] && kill "$(cat "$D/gc.pid")" 2>/dev/null || true
+	TW_SINK_DIR=$D sh tests/peers/sink.sh stop $SINK_PORT >/dev/null 2>&1 || true
+	sh tests/peers/backend.sh stop "$D/be" >/dev/null 2>&1 || true
+	sleep 1
+	rm -rf "$D"
+}
+trap cleanup EXIT INT TERM
+
+id tailwart >/dev/null 2>&1 && RUNUSER=tailwart || RUNUSER=nobody
+
+gate_conf() { # gate_conf FILE PORT BACKEND HANDOFF
+	cat >"$1" <<CONF
+listen = 127.0.0.1:$2
+hostname = bench.gate.test
+backend = $3
+backend_handoff = $4
+user = $RUNUSER
+pid_file = $1.pidfile
+workers_min = $SESS
+workers_max = 64
+message_size_limit = 10M
+max_recipients = 100
+CONF
+}
+
+start_gate() { # start_gate CONF PORT PIDFILE
+	"$B/tailwart-gate" -f -c "$1" 2>"$1.log" &
+	echo $! >"$3"
+	for _ in $(seq 1 50); do
+		nc -z 127.0.0.1 "$2" 2>/dev/null && break
+		sleep 0.1
+	done
+	sleep 1	# let the pool fill
+}
+
+# run PORT -> prints seconds for MSGS messages; fails if any message failed
+run() {
+	t0=$(date +%s.%N)
+	"$SRC" -c -s "$SESS" -m "$MSGS" -l "$SIZE" -f bench@example.org -t user@example.test \
+		127.0.0.1:"$1" >"$D/src.out" 2>&1 || { cat "$D/src.out" >&2; return 1; }
+	t1=$(date +%s.%N)
+	# smtp-source -c prints a count; errors show as "smtp-source: ..." lines
+	if grep -qiE 'error|refused|fatal|warning' "$D/src.out"; then
+		grep -iE 'error|refused|fatal|warning' "$D/src.out" | head -3 >&2
+		return 1
+	fi
+	echo "$t0 $t1" | awk '{ printf "%.3f\n", $2 - $1 }'
+}
+
+best() { # best PORT: the fastest of ROUNDS runs (msgs/s)
+	b=0
+	for _ in $(seq 1 "$ROUNDS"); do
+		s=$(run "$1")
+		r=$(echo "$MSGS $s" | awk '{ printf "%.0f", $1 / $2 }')
+		[ "$r" -gt "$b" ] && b=$r
+	done
+	echo "$b"
+}
+
+echo "tailwart bench: $MSGS messages x ${SIZE} B, $SESS sessions, best of $ROUNDS; $(nproc) cores, $(uname -m)"
+
+TW_SINK_DIR=$D SINK_OPTS="-h bench.sink.test" sh tests/peers/sink.sh start $SINK_PORT >/dev/null
+sh tests/peers/backend.sh start "$D/be" $BE_PORT proxy >/dev/null
+# same Postfix instance, a second smtpd without PROXY for (d); discard on delivery
+cat >>"$D/be/etc/master.cf" <<CF
+127.0.0.1:$BE_PLAIN inet n  -       n       -       -       smtpd -o smtpd_upstream_proxy_protocol=
+CF
+postconf -c "$D/be/etc" -e 'virtual_transport = discard:' 'default_process_limit = 200' >/dev/null
+postfix -c "$D/be/etc" reload >/dev/null 2>&1
+for _ in $(seq 1 50); do nc -z 127.0.0.1 $BE_PLAIN 2>/dev/null && break; sleep 0.1; done
+
+gate_conf "$D/ga.conf" $GA_PORT 127.0.0.1:$SINK_PORT none
+gate_conf "$D/gc.conf" $GC_PORT 127.0.0.1:$BE_PORT proxy-v2
+start_gate "$D/ga.conf" $GA_PORT "$D/ga.pid"
+start_gate "$D/gc.conf" $GC_PORT "$D/gc.pid"
+
+# warm-up (not measured)
+MSGS_SAVED=$MSGS; MSGS=200
+run $SINK_PORT >/dev/null; run $GA_PORT >/dev/null; run $BE_PLAIN >/dev/null; run $GC_PORT >/dev/null
+MSGS=$MSGS_SAVED
+
+a=$(best $SINK_PORT); b=$(best $GA_PORT)
+d=$(best $BE_PLAIN); c=$(best $GC_PORT)
+printf '%-52s %8s msg/s\n' "(a) smtp-sink directly" "$a"
+printf '%-52s %8s msg/s\n' "(b) gate (handoff none) -> smtp-sink" "$b"
+printf '%-52s %8s msg/s\n' "(c) gate (PROXY v2) -> Postfix backend" "$c"
+printf '%-52s %8s msg/s\n' "(d) Postfix backend directly" "$d"
+echo "$a $b $c $d" | awk '{ printf "ratio b/a = %.2f (target >= 0.85)\nratio c/d = %.2f (target >= 0.90)\n", $2/$1, $3/$4 }'
+
+# memory of an idle worker (a child of gate (c)'s master that is idle now)
+master=$(cat "$D/gc.pid")
+sleep 1
+best_kb=""
+for p in $(pgrep -P "$master"); do
+	kb=$(awk '/^Private_Dirty:/ { print $2 }' /proc/"$p"/smaps_rollup 2>/dev/null || true)
+	[ -n "$kb" ] || continue
+	if [ -z "$best_kb" ] || [ "$kb" -lt "$best_kb" ]; then best_kb=$kb; fi
+	all="${all:-}$kb "
+done
+echo "idle worker Private_Dirty: ${best_kb:-?} KiB (all workers: ${all:-?}KiB; target <= 1024 KiB)"
