@@ -281,7 +281,7 @@ relay_spool_create(const char *dir, struct relay_spool_writer *w,
 		new_id(w->id);
 		if (relay_pathf(w->path, sizeof(w->path), "%s/incoming/%s", dir, w->id) != 0)
 			return -1;
-		w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		w->fd = open(w->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
 	}
