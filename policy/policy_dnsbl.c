@@ -352,6 +352,28 @@ a_cb(void *arg, enum policy_dns_status status, const unsigned char *abuf,
 	lookup_step_done(lk);
 }
 
+/* Cache key "d:CONFHASH:IP": a change of zones, filters or weights makes
+ * earlier scores unreachable (they expire on their own). */
+static void
+cache_key(const struct policy_dnsbl_lookup *lk, char *key, size_t len)
+{
+	const struct policy_dnsbl_config *bc = lk->bc;
+	unsigned h = 2166136261u;
+	size_t i, k;
+
+	for (i = 0; i < bc->nzones; i++) {
+		const unsigned char *p = (const unsigned char *)&bc->zones[i];
+		for (k = 0; k < sizeof(bc->zones[i].zone) && p[k]; k++)
+			h = (h ^ p[k]) * 16777619u;
+		for (k = 0; k < 4; k++)
+			h = ((h ^ bc->zones[i].lo[k]) * 16777619u ^
+			    bc->zones[i].hi[k]) * 16777619u;
+		h = (h ^ (unsigned)bc->zones[i].weight) * 16777619u;
+		h = (h ^ (unsigned)bc->zones[i].has_filter) * 16777619u;
+	}
+	snprintf(key, len, "d:%08x:%s", h, lk->ip);
+}
+
 /* Cached "SCORE\tZONES\tTXT" for this IP? 1 hit, 0 miss, -1 store error. */
 static int
 cache_get(struct policy_dnsbl_lookup *lk)
@@ -361,7 +383,7 @@ cache_get(struct policy_dnsbl_lookup *lk)
 	long v;
 	enum policy_store_status s;
 
-	snprintf(key, sizeof(key), "d:%s", lk->ip);
+	cache_key(lk, key, sizeof(key));
 	s = policy_store_get(lk->st, key, val, sizeof(val) - 1, &len, NULL);
 	if (s == STORE_ERROR)
 		return -1;
@@ -453,7 +475,7 @@ cache_put(struct policy_dnsbl_lookup *lk, int score, const char *zones,
 		ttl = lk->bc->cache_max;
 	if (ttl == 0)
 		return;
-	snprintf(key, sizeof(key), "d:%s", lk->ip);
+	cache_key(lk, key, sizeof(key));
 	n = snprintf(val, sizeof(val), "%d\t%s\t%s", score, zones, txt);
 	if (n < 0 || (size_t)n >= sizeof(val))
 		return;

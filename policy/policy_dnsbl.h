@@ -13,10 +13,10 @@
  * An answer outside 127.0.0.0/8, or in 127.255.255.0/24 (what public lists
  * return to blocked resolvers), is an error, never a listing. A timeout or
  * error in some zone: the score of the others stands; if it stays under
- * the threshold, dns_failure decides (pass, or 451 4.7.1).
+ * the threshold, dns_failure decides (pass, or 421 4.4.3).
  *
- * Results are cached in the store per client IP ("d:IP" = "SCORE ZONE
- * TXT") for the smallest answer TTL clamped to [dnsbl_cache_min,
+ * Results are cached in the store per client IP ("d:CONFHASH:IP" =
+ * "SCORE ZONES TXT") for the smallest answer TTL clamped to [dnsbl_cache_min,
  * dnsbl_cache_max]; answers with errors are not cached.
  *
  * Queries: IPv4 as reversed octets (99.2.0.192.zone), IPv6 as 32 reversed
