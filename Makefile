@@ -11,7 +11,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -pthread
 WARN      = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) -D_GNU_SOURCE -Ilib -Ipolicy $(PKG_CFLAGS)
+# override: `make CFLAGS=...` (the ASan tree) keeps the project's flags
+override CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Ilib -Ipolicy $(PKG_CFLAGS)
 LDFLAGS  ?=
 B        ?= build
 

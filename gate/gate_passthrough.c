@@ -63,8 +63,8 @@ pt_close(struct pt_conn **slot, const char *why)
 {
 	struct pt_conn *c = *slot;
 
-	log_info("passthrough client=%s listener=%s:%s status=closed reason=%s in=%zu",
-	    c->ip, c->l->addr.host, c->l->addr.port, why, c->c2b.len);
+	log_info("passthrough client=%s listener=%s:%s status=closed reason=%s",
+	    c->ip, c->l->addr.host, c->l->addr.port, why);
 	if (c->cfd >= 0)
 		(void)close(c->cfd);
 	if (c->bfd >= 0)
@@ -193,20 +193,28 @@ static void
 pt_proxy_step(const struct gate_runtime *rt, struct pt_conn **slot)
 {
 	struct pt_conn *c = *slot;
-	unsigned char buf[PROXY_MAX_HEADER];
+	struct pt_dir *d = &c->c2b;
 	struct proxy_info pi;
 	const char *why = NULL;
 	size_t used = 0;
-	ssize_t n = recv(c->cfd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n;
 
+	/* read (not peek) into the client-to-backend buffer: bytes after the
+	 * header stay there and are forwarded once the backend is connected */
+	if (d->len >= PROXY_MAX_HEADER) {
+		pt_close(slot, "proxy-header-too-long");
+		return;
+	}
+	n = recv(c->cfd, d->buf + d->len, PROXY_MAX_HEADER - d->len, MSG_DONTWAIT);
 	if (n <= 0) {
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			pt_close(slot, "closed-before-proxy-header");
 		return;
 	}
-	switch (proxy_decode(buf, (size_t)n, &pi, &used, &why)) {
+	d->len += (size_t)n;
+	switch (proxy_decode((const unsigned char *)d->buf, d->len, &pi, &used, &why)) {
 	case PROXY_NEED_MORE:
-		if ((size_t)n >= sizeof(buf))
+		if (d->len >= PROXY_MAX_HEADER)
 			pt_close(slot, "proxy-header-too-long");
 		return;
 	case PROXY_BAD:
@@ -216,10 +224,8 @@ pt_proxy_step(const struct gate_runtime *rt, struct pt_conn **slot)
 	case PROXY_OK:
 		break;
 	}
-	if (recv(c->cfd, buf, used, MSG_DONTWAIT) != (ssize_t)used) {
-		pt_close(slot, "read-error");
-		return;
-	}
+	d->off = used;
+	d->len -= used;
 	if (!pi.local) {
 		c->peer = pi.src;
 		c->local = pi.dst;

@@ -160,6 +160,12 @@ add_entry(struct conf *c, char *key, char *value, int line, char *err, size_t er
 	v = subst_env(c, line, value, err, errlen);
 	if (v == NULL)
 		return -1;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t') {
+			conf_error(err, errlen, c, line, "%s: control character in value", key);
+			free(v);
+			return -1;
+		}
 	nv = realloc(c->v, (c->n + 1) * sizeof(*c->v));
 	if (nv == NULL) {
 		free(v);
@@ -195,6 +201,7 @@ conf_load_buf(const char *name, const char *buf, size_t len, struct conf *out,
 	if (out->file == NULL || copy == NULL) {
 		free(copy);
 		snprintf(err, errlen, "%s: out of memory", name);
+		conf_free(out);
 		return -1;
 	}
 	memcpy(copy, buf, len);
@@ -202,6 +209,7 @@ conf_load_buf(const char *name, const char *buf, size_t len, struct conf *out,
 	if (memchr(copy, '\0', len) != NULL) {
 		free(copy);
 		snprintf(err, errlen, "%s: contains a NUL byte", name);
+		conf_free(out);
 		return -1;
 	}
 
@@ -329,6 +337,7 @@ conf_free(struct conf *c)
 int
 conf_parse_uint(const char *s, unsigned long long *v, const char **why)
 {
+	unsigned long long n;
 	char *end;
 
 	if (!isdigit((unsigned char)*s)) {
@@ -336,11 +345,12 @@ conf_parse_uint(const char *s, unsigned long long *v, const char **why)
 		return -1;
 	}
 	errno = 0;
-	*v = strtoull(s, &end, 10);
+	n = strtoull(s, &end, 10);
 	if (errno != 0 || *end != '\0') {
 		*why = errno ? "number out of range" : "not a number";
 		return -1;
 	}
+	*v = n;
 	return 0;
 }
 

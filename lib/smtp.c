@@ -55,17 +55,19 @@ valid_domain(const char *d, size_t len, int utf8)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)d[i];
 		if (c == '.') {
-			if (label == 0)
+			if (label == 0 || d[i - 1] == '-')
 				return 0;
 			label = 0;
 			continue;
 		}
 		if (!(isalnum(c) || c == '-' || (utf8 && c >= 0x80)))
 			return 0;
+		if (c == '-' && label == 0)
+			return 0;
 		if (++label > 63)
 			return 0;
 	}
-	return label > 0 || len > 1;
+	return label > 0 && d[len - 1] != '-';
 }
 
 int
@@ -218,6 +220,10 @@ smtp_parse_path(char *buf, const char *prefix, int allow_null,
 			*k = (char)toupper((unsigned char)*k);
 		}
 		if (eq) {
+			if (eq[1] == '\0') {
+				*why = "Syntax: empty parameter value";
+				return -1;
+			}
 			for (char *v = eq + 1; *v; v++) {
 				unsigned char c = (unsigned char)*v;
 				if (c < 33 || c == '=' || c == 127) {
@@ -299,8 +305,10 @@ smtp_read_reply(struct io *io, struct smtp_reply *r)
 		if (n > 0 && l[n - 1] == '\r')
 			n--;
 		code = reply_code(l, n);
-		if (code < 0 || (r->code && code != r->code) || r->nlines >= 200)
+		if (code < 0 || (r->code && code != r->code))
 			bad = 1;
+		if (r->nlines >= 200)
+			return SMTP_R_BAD;	/* endless continuation: give up on this peer */
 		if (r->code == 0 && code > 0) {
 			r->code = code;
 		}
@@ -400,7 +408,7 @@ smtp_parse_caps(const struct smtp_reply *ehlo, struct smtp_caps *caps)
 			size_t rl = n - (size_t)(rest - p);
 			caps->xclient = 1;
 			snprintf(caps->xclient_attrs, sizeof(caps->xclient_attrs),
-			    " %.*s ", (int)rl, rest);
+			    "%.*s ", (int)rl, rest);
 		}
 	}
 }
