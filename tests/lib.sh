@@ -29,6 +29,9 @@
 #           tw_swaks_expect NAME ERE ARGS...; tw_chat ARGS... (byte-exact
 #           dialogues, see tests/peers/smtpchat.py).
 #
+# Note: the gate and peers may be children of the script's shell: wait for
+# your own background jobs by pid ("wait $pid"), never with a bare "wait".
+#
 # Environment: TW_ROOT (repo root), TW_BUILD (build tree, default "build",
 # relative to TW_ROOT), TW_KEEP=1 keeps $TW_TMP, TW_TMP_PARENT (set by
 # tests/run: where per-script directories go, default /tmp).
