@@ -123,6 +123,7 @@ query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		s = abuf != NULL && alen > 0 ? DNS_OK : DNS_BAD;
 		break;
 	case ARES_ENOTFOUND:
+	case ARES_EBADNAME:	/* a name that cannot exist (label > 63, ...) */
 		s = DNS_NXDOMAIN;
 		break;
 	case ARES_ENODATA:
@@ -130,7 +131,6 @@ query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		break;
 	case ARES_EBADRESP:
 	case ARES_EFORMERR:
-	case ARES_EBADNAME:
 		s = DNS_BAD;
 		break;
 	default:

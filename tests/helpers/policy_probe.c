@@ -157,7 +157,7 @@ main(int argc, char **argv)
 	char err[512];
 	int ch, rc = 3;
 
-	while ((ch = getopt(argc, argv, "c:")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:")) != -1) {
 		if (ch == 'c')
 			file = optarg;
 		else
