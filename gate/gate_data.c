@@ -76,7 +76,7 @@ forward(struct gate_session *s, struct data_ctx *d, const char *p, size_t n, int
 static int
 read_message(struct gate_session *s, struct data_ctx *d)
 {
-	int bol = 1;
+	int bol = 1, prev_crlf = 1;	/* "DATA\r\n" ended in CRLF */
 
 	s->io.timeout_ms = (int)s->cfg->timeout_data * 1000;
 	for (;;) {
@@ -91,14 +91,11 @@ read_message(struct gate_session *s, struct data_ctx *d)
 				gate_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
 			return -1;
 		}
-		if (st == IO_OK && bol) {
-			if (n == 3 && memcmp(l, ".\r\n", 3) == 0)
-				return 0;
-			/* after a bare LF was seen, accept the client's own idea
-			 * of the end so that the session can go on */
-			if ((d->bad_lf || d->bad_cr) && n == 2 && memcmp(l, ".\n", 2) == 0)
-				return 0;
-		}
+		/* The end of data is CRLF.CRLF and nothing else, even after a
+		 * bare LF was seen: ending on LF.LF would let a client smuggle
+		 * commands past the message (SMTP smuggling). */
+		if (st == IO_OK && bol && prev_crlf && n == 3 && memcmp(l, ".\r\n", 3) == 0)
+			return 0;
 		if (st == IO_OK) {
 			if (n < 2 || l[n - 2] != '\r')
 				d->bad_lf = 1;
@@ -115,6 +112,7 @@ read_message(struct gate_session *s, struct data_ctx *d)
 			d->too_big = 1;
 		forward(s, d, l, n, bol);
 		bol = (st == IO_OK);
+		prev_crlf = bol && n >= 2 && l[n - 2] == '\r';
 	}
 }
 

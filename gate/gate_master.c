@@ -510,10 +510,9 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	log_info("stopped");
 	if (m.rt.tls)
 		SSL_CTX_free(m.rt.tls);
-	if (m.cfg != cfg) {
-		gate_config_free(m.cfg);
-		free(m.cfg);
-	}
+	close_listeners(m.cfg);
+	gate_config_free(m.cfg);	/* main's, or the one a reload installed */
+	free(m.cfg);
 	free(m.kids);
 	free(m.slot_used);
 	return 0;
