@@ -173,9 +173,11 @@ policy_dns_fds(struct policy_dns *dns, struct pollfd *fds, int max)
 	bits = ares_getsock(dns->channel, socks, ARES_GETSOCK_MAXNUM);
 	for (i = 0; i < ARES_GETSOCK_MAXNUM && n < max; i++) {
 		short ev = 0;
-		if (ARES_GETSOCK_READABLE(bits, i))
+		/* c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 into bit
+		 * 31 (undefined behaviour): test the bits unsigned. */
+		if ((unsigned)bits & (1u << i))
 			ev |= POLLIN;
-		if (ARES_GETSOCK_WRITABLE(bits, i))
+		if ((unsigned)bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
 			ev |= POLLOUT;
 		if (ev == 0)
 			continue;

@@ -349,12 +349,6 @@ spf_layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 }
 
 static void
-spf_layer_destroy(SPF_dns_server_t *server)
-{
-	free(server);
-}
-
-static void
 spf_log_warning(const char *file, int line, const char *msg)
 {
 	(void)file;
@@ -453,7 +447,7 @@ policy_spf_check(const struct policy_spf_config *sc, struct policy_dns *dns,
     struct policy_result *res, enum policy_spf_result *resultp)
 {
 	struct spf_eval ev;
-	SPF_dns_server_t *layer = NULL;
+	SPF_dns_server_t layer;
 	SPF_server_t *server = NULL;
 	SPF_request_t *req = NULL;
 	SPF_response_t *resp = NULL;
@@ -498,17 +492,14 @@ policy_spf_check(const struct policy_spf_config *sc, struct policy_dns *dns,
 		policy_result_detail(res, "error=no-identity");
 		goto decide;
 	}
-	if ((layer = calloc(1, sizeof(*layer))) == NULL)
+	/* Our layer lives on this stack frame: SPF_server_new_dns() servers
+	 * never free their resolver (destroy_resolver = 0). */
+	memset(&layer, 0, sizeof(layer));
+	layer.lookup = spf_layer_lookup;
+	layer.name = "tailwart";
+	layer.hook = &ev;
+	if ((server = SPF_server_new_dns(&layer, 0)) == NULL)
 		goto temp;
-	layer->destroy = spf_layer_destroy;
-	layer->lookup = spf_layer_lookup;
-	layer->name = "tailwart";
-	layer->hook = &ev;
-	if ((server = SPF_server_new_dns(layer, 0)) == NULL) {
-		free(layer);
-		goto temp;
-	}
-	/* from here the server owns the layer */
 	if ((req = SPF_request_new(server)) == NULL)
 		goto temp;
 	if (fam == AF_INET) {
@@ -562,7 +553,7 @@ decide:
 	if (req != NULL)
 		SPF_request_free(req);
 	if (server != NULL)
-		SPF_server_free(server);	/* frees the layer */
+		SPF_server_free(server);
 	if (resultp != NULL)
 		*resultp = result;
 	policy_result_detail(res, "result=%s identity=%s client=%s helo=%s "
