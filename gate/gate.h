@@ -13,6 +13,9 @@
 
 #include "config.h"
 #include "net.h"
+#include "policy_config.h"
+#include "policy_dns.h"
+#include "policy_store.h"
 
 enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
 
@@ -36,6 +39,9 @@ struct gate_settings {
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;
 	int		 smtputf8;
+	int		 received_spf;		/* prepend Received-SPF */
+	struct policy_config policy;		/* the policy keys (policy_config_load) */
+	int		 policy_loaded;
 
 	/* derived */
 	struct net_endpoint	 backend;
@@ -66,6 +72,8 @@ struct gate_runtime {
 	 * the master reads it on its tick. No syscall, no wake-up per session. */
 	unsigned char		*scoreboard;
 	unsigned		 slot;
+	struct policy_store	*store;		/* NULL when no check needs it */
+	struct policy_dns	*dns;		/* per process, opened on first use */
 	unsigned		 generation;
 };
 
@@ -85,6 +93,16 @@ extern volatile sig_atomic_t gate_sig_term;
  * the address it connected to. Closes nothing: the caller owns fd. */
 void gate_session_run(struct gate_runtime *rt, int fd,
 	    const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
+
+/* Policy hooks (gate_policy.c); see there. */
+struct gate_session;
+int  gate_policy_connect(struct gate_session *s);
+int  gate_policy_mail(struct gate_session *s, const char *sender);
+int  gate_policy_rcpt(struct gate_session *s, const char *rcpt);
+int  gate_policy_error(struct gate_session *s);
+void gate_policy_end(struct gate_session *s);
+int  gate_policy_needs_store(const struct gate_settings *cfg);
+int  gate_policy_received_spf(const struct gate_session *s, char *buf, size_t len);
 
 /* Privileges (gate_priv.c). */
 int  gate_priv_lookup(const char *user, uid_t *uid, gid_t *gid);

@@ -1,8 +1,8 @@
 /*
  * gate_config — gate.conf: the schema of the gate's own keys, and the
- * derived values (listeners, backend endpoint, trusted proxies). Policy
- * keys are read by policy_config_load() from the same struct conf once the
- * policy library is wired in; any key nobody claims is an error.
+ * derived values (listeners, backend endpoint, trusted proxies). The policy
+ * keys are read by policy_config_load() from the same struct conf (so
+ * tailwart-milter reads the same names); any key nobody claims is an error.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -42,6 +42,7 @@ static const struct conf_key gate_schema[] = {
 	{ "backend_data_timeout", CT_DURATION, "10m", OFF(backend_data_timeout), NULL, 1, 3600 },
 	{ "drain_timeout", CT_DURATION, "60s", OFF(drain_timeout), NULL, 1, 3600 },
 	{ "smtputf8", CT_BOOL, "yes", OFF(smtputf8), NULL, 0, 0 },
+	{ "received_spf_header", CT_BOOL, "no", OFF(received_spf), NULL, 0, 0 },
 	{ NULL, 0, NULL, 0, NULL, 0, 0 }
 };
 
@@ -173,8 +174,11 @@ gate_config_load(const char *path, struct gate_settings *s, char *err, size_t er
 		return -1;
 	if (conf_apply(&c, gate_schema, s, err, errlen) == 0 &&
 	    derive(&c, s, err, errlen) == 0 &&
-	    conf_check_unused(&c, err, errlen) == 0)
-		rc = 0;
+	    policy_config_load(&c, &s->policy, err, errlen) == 0) {
+		s->policy_loaded = 1;
+		if (conf_check_unused(&c, err, errlen) == 0)
+			rc = 0;
+	}
 	s->file = NULL;
 	conf_free(&c);
 	if (rc != 0)
@@ -186,6 +190,8 @@ void
 gate_config_free(struct gate_settings *s)
 {
 	conf_release(gate_schema, s);
+	if (s->policy_loaded)
+		policy_config_free(&s->policy);
 	net_cidr_list_free(&s->trusted_proxies);
 	free(s->listeners);
 	memset(s, 0, sizeof(*s));

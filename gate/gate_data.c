@@ -158,6 +158,11 @@ gate_data_run(struct gate_session *s)
 	if (d.chunk != NULL)
 		gate_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	s->be.io.timeout_ms = (int)s->cfg->backend_timeout * 1000;
+	if (s->cfg->received_spf) {
+		char h[1024];
+		if (gate_policy_received_spf(s, h, sizeof(h)) == 0)
+			forward(s, &d, h, strlen(h), 1);
+	}
 
 	if (read_message(s, &d) != 0) {
 		/* client gone mid-message: the partial message must not be

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,6 +128,47 @@ has_passthrough(const struct gate_settings *cfg)
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		if (cfg->listeners[i].kind == LISTEN_PASSTHROUGH)
 			return 1;
+	return 0;
+}
+
+/* Open the policy store as root before forking (LMDB: create the parent
+ * directory and hand the files to the workers' user). NULL when no check
+ * needs it; -1 on error. */
+static int
+open_store(const struct gate_settings *cfg, uid_t uid, gid_t gid, struct policy_store **out,
+    char *err, size_t errlen)
+{
+	const struct policy_config *pc = &cfg->policy;
+	const char *path = NULL;
+
+	*out = NULL;
+	if (!gate_policy_needs_store(cfg))
+		return 0;
+	if (strncmp(pc->store, "lmdb:", 5) == 0) {
+		char dir[1024], *slash;
+		path = pc->store + 5;
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash != NULL && slash != dir) {
+			*slash = '\0';
+			if (mkdir(dir, 0750) == 0 && geteuid() == 0 && chown(dir, uid, gid) != 0) {
+				snprintf(err, errlen, "store %.200s: chown: %s", dir, strerror(errno));
+				return -1;
+			}
+		}
+	}
+	if (policy_store_open(pc->store, pc->store_prefix, out, err, errlen) != 0)
+		return -1;
+	if (path != NULL && geteuid() == 0) {
+		char lock[1100];
+		snprintf(lock, sizeof(lock), "%s-lock", path);
+		if (chown(path, uid, gid) != 0 || (access(lock, F_OK) == 0 && chown(lock, uid, gid) != 0)) {
+			snprintf(err, errlen, "store %.200s: chown: %s", path, strerror(errno));
+			policy_store_close(*out);
+			*out = NULL;
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -331,6 +373,20 @@ reload(struct master *m)
 		free(n);
 		return;
 	}
+	{
+		struct policy_store *st = NULL;
+		if (open_store(n, uid, gid, &st, err, sizeof(err)) != 0) {
+			log_err("reload refused: %s", err);
+			gate_config_free(n);
+			free(n);
+			if (tls)
+				SSL_CTX_free(tls);
+			return;
+		}
+		if (m->rt.store)
+			policy_store_close(m->rt.store);
+		m->rt.store = st;
+	}
 	if (bind_listeners(n, m->cfg) != 0) {
 		log_err("reload refused: cannot bind listeners");
 		/* give moved fds back */
@@ -438,6 +494,7 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	struct sigaction sa;
 	char err[1024] = "";
 	int sigs[] = { SIGHUP, SIGCHLD, SIGUSR1, SIGTERM, SIGINT };
+	long long next_purge = 0;
 
 	(void)foreground;
 	memset(&m, 0, sizeof(m));
@@ -456,6 +513,8 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	} else
 		log_warn("not started as root: workers keep uid %ld", (long)geteuid());
 	if (*cfg->tls_cert && (m.rt.tls = make_tls(cfg, err, sizeof(err))) == NULL)
+		fatal("%s", err);
+	if (open_store(cfg, m.uid, m.gid, &m.rt.store, err, sizeof(err)) != 0)
 		fatal("%s", err);
 	if (bind_listeners(cfg, NULL) != 0)
 		fatal("cannot bind listeners");
@@ -503,8 +562,18 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 			reload(&m);
 		}
 		maintain_pool(&m);
+		if (m.rt.store != NULL && mono_ms() >= next_purge) {
+			unsigned long removed = 0;
+			next_purge = mono_ms() + 600000;
+			if (policy_store_purge(m.rt.store, &removed) != STORE_OK)
+				log_warn("store purge failed");
+			else if (removed > 0)
+				log_info("store purge removed=%lu", removed);
+		}
 	}
 	drain(&m);
+	if (m.rt.store != NULL)
+		policy_store_close(m.rt.store);
 	if (*m.cfg->pid_file)
 		(void)unlink(m.cfg->pid_file);
 	log_info("stopped");

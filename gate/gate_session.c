@@ -89,6 +89,8 @@ void
 gate_error(struct gate_session *s)
 {
 	s->errors++;
+	if (gate_policy_error(s) != 0)
+		gate_enter_state(s, ST_QUIT);
 }
 
 static void
@@ -269,6 +271,8 @@ cmd_mail(struct gate_session *s, char *arg)
 		gate_reply(s, "553 5.1.7 Bad sender address syntax");
 		return;
 	}
+	if (gate_policy_mail(s, path.addr) != 0)
+		return;
 	if (gate_backend_open(s) != 0)
 		return;
 	if (utf8 && !s->be.caps.smtputf8) {
@@ -328,6 +332,8 @@ cmd_rcpt(struct gate_session *s, char *arg)
 		gate_reply(s, "553 5.1.3 Bad recipient address syntax");
 		return;
 	}
+	if (gate_policy_rcpt(s, path.addr) != 0)
+		return;
 	code = gate_backend_relay(s, "RCPT TO:<%s>", path.addr);
 	if (code < 0)
 		return;
@@ -525,7 +531,12 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	log_info("%s connect client=%s port=%u listener=%s:%u", s->id, s->peer_ip,
 	    s->peer_port, laddr, lport);
 	s->state = ST_CONNECTED;
-	gate_reply(s, "220 %s ESMTP tailwart", s->cfg->hostname);
+	s->spf_result = -1;
+	if (gate_policy_connect(s) != 0) {
+		s->refused = 1;		/* the refusal is the greeting; then close */
+		s->state = ST_QUIT;
+	} else
+		gate_reply(s, "220 %s ESMTP tailwart", s->cfg->hostname);
 
 	while (s->state != ST_QUIT) {
 		const char *l;
@@ -564,8 +575,9 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	}
 	(void)io_flush(&s->io);
 	gate_backend_close(s, 1);
-	log_info("%s disconnect client=%s helo=%s tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
-	    s->id, s->peer_ip, s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no",
+	gate_policy_end(s);
+	log_info("%s disconnect client=%s%s helo=%s tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
+	    s->id, s->peer_ip, s->refused ? " refused=yes" : "", s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no",
 	    s->nmail, s->naccepted, s->ncommands, s->errors, gate_now_ms() - s->started_ms);
 	io_free(&s->io);
 	free(s);

@@ -50,6 +50,10 @@ struct gate_session {
 	size_t			 declared_size;
 	unsigned		 nrcpt;
 
+	/* policy facts */
+	int			 allowlisted, dnswl, rate_owed, refused;
+	int			 spf_result;		/* enum policy_spf_result, -1 = none */
+
 	/* counters for the summary line */
 	unsigned		 errors, nmail, naccepted, ncommands;
 	long long		 started_ms;

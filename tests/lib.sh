@@ -227,6 +227,8 @@ tw_gate_conf() {
 		echo "workers_max=8"
 		echo "user=nobody"
 		echo "pid_file=$TW_TMP/tailwart-gate.pid"
+		echo "store=lmdb:$TW_TMP/gate.lmdb"
+		echo "greylist_action=ignore"
 		for tw__kv in "$@"; do
 			printf '%s\n' "$tw__kv"
 		done
