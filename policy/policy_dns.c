@@ -256,6 +256,48 @@ policy_dns_run(struct policy_dns *dns, int timeout_ms)
 	return 0;
 }
 
+struct sync_query {
+	int			 done;
+	enum policy_dns_status	 status;
+	unsigned char		*buf;
+	size_t			 cap, len;
+};
+
+static void
+sync_cb(void *arg, enum policy_dns_status status, const unsigned char *abuf,
+    int alen)
+{
+	struct sync_query *q = arg;
+
+	q->done = 1;
+	q->status = status;
+	if (status != DNS_OK)
+		return;
+	if ((size_t)alen > q->cap) {
+		q->status = DNS_BAD;
+		return;
+	}
+	memcpy(q->buf, abuf, (size_t)alen);
+	q->len = (size_t)alen;
+}
+
+enum policy_dns_status
+policy_dns_lookup(struct policy_dns *dns, const char *name, int type,
+    int timeout_ms, unsigned char *buf, size_t cap, size_t *len)
+{
+	struct sync_query q = { 0, DNS_TEMPFAIL, buf, cap, 0 };
+
+	*len = 0;
+	if (policy_dns_query(dns, name, type, sync_cb, &q) < 0)
+		return DNS_TEMPFAIL;
+	if (!q.done)
+		(void)policy_dns_run(dns, timeout_ms);
+	if (!q.done)		/* cannot happen: run cancels what is left */
+		return DNS_TEMPFAIL;
+	*len = q.len;
+	return q.status;
+}
+
 /* Skip a (possibly compressed) name at off; new offset or -1. */
 static int
 skip_name(const unsigned char *p, int len, int off)

@@ -65,6 +65,14 @@ void policy_dns_process(struct policy_dns *dns, const struct pollfd *fds, int n)
  * cancel what is left. 0, or -1 if queries had to be cancelled. */
 int  policy_dns_run(struct policy_dns *dns, int timeout_ms);
 
+/* One query, synchronously (a worker): start it and run the channel up
+ * to timeout_ms (other queries on the channel are run too, and cancelled
+ * at the deadline). On DNS_OK the raw answer is copied into buf (cap
+ * bytes; a longer answer is DNS_BAD) and its length stored in *len. */
+enum policy_dns_status policy_dns_lookup(struct policy_dns *dns,
+	    const char *name, int type, int timeout_ms, unsigned char *buf,
+	    size_t cap, size_t *len);
+
 /* Walk the answer section of abuf: fn is called for each RR of `type`
  * (any type if 0) with the RR's TTL and rdata; msg/eom let fn expand
  * compressed names (policy_dns_name). Returns the number of RRs

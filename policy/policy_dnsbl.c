@@ -443,6 +443,11 @@ policy_dnsbl_start(const struct policy_dnsbl_config *bc,
 		struct zone_state *zs = &lk->z[i];
 		zs->q.lk = lk;
 		zs->q.idx = i;
+		if (dns == NULL) {
+			zs->state = Z_ERROR;
+			zs->why = "no-resolver";
+			continue;
+		}
 		if (policy_dnsbl_name(ss, bc->zones[i].zone, name,
 		    sizeof(name)) < 0) {
 			zs->state = Z_ERROR;

@@ -78,6 +78,7 @@ policy_spf_action_parse(const char *s, enum policy_spf_action *a)
 
 #define SPF_MAX_QUERIES	40	/* hard cap per evaluation, any kind */
 #define SPF_HOSTS_MAX	32
+#define SPF_ANSWER_MAX	65536	/* largest DNS message (TCP) */
 
 /* Per-evaluation state behind our SPF_dns_server_t (its `hook`). */
 struct spf_eval {
@@ -98,13 +99,6 @@ struct spf_eval {
 	int			 fetching;	/* 1 top record, 2 exp= */
 };
 
-struct spf_wait {
-	int		 done;
-	enum policy_dns_status status;
-	unsigned char	*buf;
-	int		 len;
-};
-
 static long long
 spf_now_ms(void)
 {
@@ -112,21 +106,6 @@ spf_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-spf_wait_cb(void *arg, enum policy_dns_status status, const unsigned char *abuf,
-    int alen)
-{
-	struct spf_wait *w = arg;
-
-	w->done = 1;
-	w->status = status;
-	if (status == DNS_OK && alen > 0 && (w->buf = malloc((size_t)alen)) != NULL) {
-		memcpy(w->buf, abuf, (size_t)alen);
-		w->len = alen;
-	} else if (status == DNS_OK)
-		w->status = DNS_TEMPFAIL;
 }
 
 static int
@@ -250,7 +229,9 @@ spf_layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
     int should_cache)
 {
 	struct spf_eval *ev = server->hook;
-	struct spf_wait w = { 0, DNS_TEMPFAIL, NULL, 0 };
+	unsigned char *abuf;
+	size_t alen = 0;
+	enum policy_dns_status st;
 	struct fill f;
 	SPF_dns_rr_t *rr;
 	long long left;
@@ -293,13 +274,15 @@ spf_layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
 	}
 	ev->queries++;
-	if (policy_dns_query(ev->dns, domain, type, spf_wait_cb, &w) < 0) {
+	if ((abuf = malloc(SPF_ANSWER_MAX)) == NULL) {
 		ev->temp = 1;
 		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
 	}
-	if (!w.done)
-		(void)policy_dns_run(ev->dns, (int)left);
-	switch (w.done ? w.status : DNS_TEMPFAIL) {
+	st = policy_dns_lookup(ev->dns, domain, type, (int)left, abuf,
+	    SPF_ANSWER_MAX, &alen);
+	if (st != DNS_OK)
+		free(abuf);
+	switch (st) {
 	case DNS_NXDOMAIN:
 		if (counted && ++ev->voids > (int)ev->max_void && !ev->over) {
 			ev->over = 1;
@@ -315,21 +298,20 @@ spf_layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 	case DNS_OK:
 		break;
 	default:
-		free(w.buf);
 		ev->temp = 1;
 		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
 	}
 	rr = SPF_dns_rr_new_init(server, domain, type, 0, NETDB_SUCCESS);
 	if (rr == NULL) {
-		free(w.buf);
+		free(abuf);
 		return NULL;
 	}
 	f.rr = rr;
 	f.ev = ev;
 	f.cnt = 0;
 	f.ttl = 86400;
-	n = policy_dns_parse(w.buf, w.len, type, fill_rr, &f);
-	free(w.buf);
+	n = policy_dns_parse(abuf, (int)alen, type, fill_rr, &f);
+	free(abuf);
 	if (n < 0) {			/* malformed answer: a DNS error */
 		ev->temp = 1;
 		rr->herrno = TRY_AGAIN;
@@ -393,10 +375,8 @@ clean(char *dst, size_t len, const char *src)
 	dst[i] = '\0';
 }
 
-/* Expand the macros of an explanation (RFC 7208 7) that make sense in a
- * reply: i s l o d h c v, %% %_ %-; transformers are ignored. */
-static void
-expand_exp(char *out, size_t len, const char *in, const char *ip,
+void
+policy_spf_expand(char *out, size_t len, const char *in, const char *ip,
     const char *sender, const char *domain, const char *helo)
 {
 	const char *at = strrchr(sender, '@');
@@ -492,6 +472,11 @@ policy_spf_check(const struct policy_spf_config *sc, struct policy_dns *dns,
 		policy_result_detail(res, "error=no-identity");
 		goto decide;
 	}
+	if (dns == NULL) {
+		result = SPF_RES_TEMPERROR;
+		policy_result_detail(res, "error=no-resolver");
+		goto decide;
+	}
 	/* Our layer lives on this stack frame: SPF_server_new_dns() servers
 	 * never free their resolver (destroy_resolver = 0). */
 	memset(&layer, 0, sizeof(layer));
@@ -536,7 +521,7 @@ policy_spf_check(const struct policy_spf_config *sc, struct policy_dns *dns,
 	if (result == SPF_RES_FAIL) {
 		char raw[sizeof(expl)];
 		if (ev.exp_txt[0] != '\0') {
-			expand_exp(raw, sizeof(raw), ev.exp_txt, ip,
+			policy_spf_expand(raw, sizeof(raw), ev.exp_txt, ip,
 			    sender[0] ? sender : helo, domain, hs);
 			clean(expl, sizeof(expl), raw);
 		} else
@@ -613,4 +598,52 @@ decide:
 		break;
 	}
 	return policy_result_mode(res, sc->mode);
+}
+
+/* Copy for a header value: no controls, quotes, backslashes or ';'. */
+static void
+header_safe(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < len; i++)
+		dst[i] = (unsigned char)src[i] <= 0x20 ||
+		    (unsigned char)src[i] > 0x7e || src[i] == '"' ||
+		    src[i] == '\\' || src[i] == ';' ? '?' : src[i];
+	dst[i] = '\0';
+}
+
+int
+policy_spf_received(enum policy_spf_result r, const char *host,
+    const struct sockaddr_storage *ss, const char *helo, const char *sender,
+    char *buf, size_t len)
+{
+	char ip[64], h[256], s[320], hn[256], who[340];
+	const char *comment;
+	int n;
+
+	if (policy_ip_str(ss, ip, sizeof(ip)) < 0 || (unsigned)r >= SPF_RES_COUNT)
+		return -1;
+	header_safe(h, sizeof(h), helo ? helo : "");
+	header_safe(s, sizeof(s), sender ? sender : "");
+	header_safe(hn, sizeof(hn), host ? host : "localhost");
+	if (s[0] != '\0')
+		snprintf(who, sizeof(who), "domain of %s", s);
+	else
+		snprintf(who, sizeof(who), "domain of postmaster@%s", h);
+	switch (r) {
+	case SPF_RES_PASS:	comment = "designates"; break;
+	case SPF_RES_FAIL:	comment = "does not designate"; break;
+	case SPF_RES_SOFTFAIL:	comment = "does not designate (softfail)"; break;
+	case SPF_RES_NEUTRAL:	comment = "neither permits nor denies"; break;
+	case SPF_RES_NONE:	comment = "publishes no SPF record for"; break;
+	case SPF_RES_TEMPERROR:	comment = "could not be checked (temporary error) for"; break;
+	default:		comment = "has an invalid SPF record for"; break;
+	}
+	n = snprintf(buf, len, "Received-SPF: %s (%s: %s %s %s%s) client-ip=%s; "
+	    "envelope-from=\"%s\"; helo=%s;", policy_spf_result_name(r), hn,
+	    who, comment, ip, r == SPF_RES_PASS || r == SPF_RES_FAIL ||
+	    r == SPF_RES_SOFTFAIL ? " as permitted sender" : "", ip, s,
+	    h[0] ? h : "unknown");
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }

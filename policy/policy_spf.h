@@ -14,6 +14,8 @@
  * Replies: fail 550 5.7.23 with the explanation, permerror 550 5.7.24,
  * temperror 451 4.7.24, others 550 5.7.1 / 451 4.7.1.
  * Defaults: fail=reject, temperror=tempfail, everything else log.
+ * `spf_received_header = yes` asks the caller to prepend the header built
+ * by policy_spf_received() (off by default: Stalwart computes its own).
  *
  * One SPF_server_t is built per check (libspf2 servers are not thread
  * safe, and our limit counters are per evaluation); the dns handle must not
@@ -40,6 +42,7 @@ struct policy_spf_config {
 	unsigned		 timeout_ms;	/* whole evaluation */
 	unsigned		 max_lookups;	/* 10 */
 	unsigned		 max_void;	/* 2 */
+	int			 received_header;	/* spf_received_header */
 };
 
 void policy_spf_config_init(struct policy_spf_config *sc);
@@ -56,5 +59,19 @@ enum policy_verdict policy_spf_check(const struct policy_spf_config *sc,
 	    struct policy_dns *dns, const struct sockaddr_storage *ss,
 	    const char *helo, const char *sender, struct policy_result *res,
 	    enum policy_spf_result *result);
+
+/* Received-SPF header field (RFC 7208 9.1), one line without CRLF:
+ * `Received-SPF: fail (HOST: domain of S does not designate IP as
+ * permitted sender) client-ip=IP; envelope-from="S"; helo=H;`.
+ * Addresses are sanitized (no quotes, controls, ';'). 0 / -1 (too long). */
+int  policy_spf_received(enum policy_spf_result r, const char *host,
+	    const struct sockaddr_storage *ss, const char *helo,
+	    const char *sender, char *buf, size_t len);
+
+/* Expand the macros of an exp= explanation that make sense in a reply
+ * (%{i} %{c} %{s} %{l} %{o} %{d} %{h} %{v}, %% %_ %-); unknown letters
+ * become "unknown", transformers are ignored. Always NUL-terminates. */
+void policy_spf_expand(char *out, size_t len, const char *in, const char *ip,
+	    const char *sender, const char *domain, const char *helo);
 
 #endif

@@ -3,7 +3,8 @@
  * greylist triplets, DNSBL cache): get / set / increment with expiry,
  * delete, purge. Two backends behind one interface:
  *
- *   lmdb:/var/lib/tailwart/gate.lmdb    embedded (a file plus "-lock")
+ *   lmdb:/var/lib/tailwart/gate.lmdb    embedded (a file plus "-lock";
+ *                                        "?mapsize=1G" sets the map size)
  *   redis://HOST:PORT/DB                 shared between gates (hiredis)
  *
  * Every value carries an expiry (seconds from now, 0 = never). Expired

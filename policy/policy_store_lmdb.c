@@ -12,6 +12,9 @@
  * the payload. Expired records are invisible and removed by purge (or
  * overwritten by the next set/incr).
  *
+ * Spec: lmdb:PATH or lmdb:PATH?mapsize=SIZE (default 256M; the map is
+ * sparse, so a large size costs only address space).
+ *
  * Fork rule: the handle records its pid; in a child the inherited MDB_env
  * is abandoned (never closed, never used) and a new one is opened.
  * Full map: a write that fails with MDB_MAP_FULL purges expired records
@@ -29,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "policy_store.h"
 
@@ -36,6 +40,7 @@
 
 struct lmdb_store {
 	char		 path[PATH_MAX];
+	size_t		 mapsize;
 	MDB_env		*env;
 	MDB_dbi		 dbi;
 	pid_t		 pid;
@@ -51,7 +56,7 @@ lmdb_env_open(struct lmdb_store *ls, char *err, size_t errlen)
 
 	if ((rc = mdb_env_create(&env)) != 0)
 		goto fail;
-	if ((rc = mdb_env_set_mapsize(env, LMDB_MAPSIZE)) != 0 ||
+	if ((rc = mdb_env_set_mapsize(env, ls->mapsize)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(env, 1024)) != 0)
 		goto fail;
 	rc = mdb_env_open(env, ls->path,
@@ -451,15 +456,26 @@ policy_store_lmdb_open(struct policy_store *st, const char *path,
 {
 	struct lmdb_store *ls;
 
-	if (path[0] == '\0' || strlen(path) >= sizeof(ls->path)) {
+	const char *q = strstr(path, "?mapsize="), *why = NULL;
+	size_t plen = q ? (size_t)(q - path) : strlen(path), msize = LMDB_MAPSIZE;
+
+	if (plen == 0 || plen >= sizeof(ls->path)) {
 		snprintf(err, errlen, "lmdb: bad path");
+		return -1;
+	}
+	if (q != NULL && (conf_parse_size(q + 9, &msize, &why) < 0 ||
+	    msize < 32768)) {
+		snprintf(err, errlen, "lmdb: bad mapsize: %s",
+		    why ? why : "at least 32K");
 		return -1;
 	}
 	if ((ls = calloc(1, sizeof(*ls))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	snprintf(ls->path, sizeof(ls->path), "%s", path);
+	memcpy(ls->path, path, plen);
+	ls->path[plen] = '\0';
+	ls->mapsize = msize;
 	if (pthread_mutex_init(&ls->lock, NULL) != 0) {
 		free(ls);
 		snprintf(err, errlen, "lmdb: mutex");

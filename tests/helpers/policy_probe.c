@@ -14,7 +14,8 @@
  *
  * FILE holds only policy keys (policy_config.h). Each decision prints two
  * lines: "VERDICT[ CODE ENH TEXT]" and the log fragment
- * (policy_result_format). Exit status: 0 pass/skip/allow, 1 tempfail,
+ * (policy_result_format); spf adds the Received-SPF line when
+ * spf_received_header = yes. Exit status: 0 pass/skip/allow, 1 tempfail,
  * 2 reject, 3 usage or setup error.
  */
 #include <errno.h>
@@ -196,9 +197,14 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[0], "spf") == 0 && argc >= 4) {
 		enum policy_spf_result sr;
 		if (open_dns(&pc, &dns) == 0) {
+			char hdr[1024];
 			(void)policy_spf_check(&pc.spf, dns, &ss, argv[2], argv[3],
 			    &r, &sr);
 			rc = show(&r);
+			if (pc.spf.received_header && policy_spf_received(sr,
+			    "probe.invalid", &ss, argv[2], argv[3], hdr,
+			    sizeof(hdr)) == 0)
+				printf("%s\n", hdr);
 		}
 	} else if (strcmp(argv[0], "dnsbl") == 0) {
 		int score;

@@ -167,6 +167,43 @@ TEST(long_key)
 	policy_store_close(st);
 }
 
+/* A tiny map fills up: sets fail with STORE_ERROR (never a crash), and
+ * once entries expire a write purges them and succeeds again. */
+TEST(map_full)
+{
+	char dir[64], spec[300], err[256], key[32], val[1000];
+	struct policy_store *st = NULL;
+	int i, full = -1, fails;
+
+	snprintf(dir, sizeof(dir), "/tmp/twstoreXXXXXX");
+	EXPECT(mkdtemp(dir) != NULL);
+	snprintf(spec, sizeof(spec), "lmdb:%s/db?mapsize=64K", dir);
+	EXPECT_INT(policy_store_open(spec, NULL, &st, err, sizeof(err)), 0);
+	memset(val, 'v', sizeof(val));
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		if (policy_store_set(st, key, val, sizeof(val), 3, 0) != STORE_OK) {
+			full = i;
+			break;
+		}
+	}
+	EXPECT(full > 0);
+	for (i = 0, fails = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "more%d", i);
+		if (policy_store_set(st, key, val, sizeof(val), 0, 0) == STORE_ERROR)
+			fails++;
+	}
+	EXPECT(fails > 10);
+	sleep(4);	/* the k* entries expire: writes purge and succeed */
+	for (i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "again%d", i);
+		EXPECT_INT(policy_store_set(st, key, val, sizeof(val), 0, 0), STORE_OK);
+	}
+	EXPECT_INT(policy_store_get(st, "again4", val, sizeof(val), NULL, NULL), STORE_OK);
+	policy_store_close(st);
+	EXPECT_INT(policy_store_open("lmdb:/tmp/x?mapsize=1", NULL, &st, err, sizeof(err)), -1);
+}
+
 int
 main(void)
 {
@@ -177,5 +214,6 @@ main(void)
 	RUN(refresh_keeps_counter_alive);
 	RUN(fork_concurrent_incr);
 	RUN(long_key);
+	RUN(map_full);
 	return unit_done();
 }
