@@ -5,6 +5,7 @@
 # sender with an RFC 3464 DSN while the other is delivered; no DSN for a
 # null sender; strict line handling; a client outside client_networks is
 # refused; config checks (-n, missing secret).
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # tests/run uses sh
 . "$(dirname "$0")/../lib.sh"
 . "$TW_PEERS/relay_lib.sh"
 rl_need_relay

@@ -4,6 +4,7 @@
 # the daemon runs; a wrong password defers and never bounces; tls = verify
 # refuses a certificate with the wrong name; max_queue_lifetime expiry
 # bounces (with a delay warning first).
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # tests/run uses sh
 . "$(dirname "$0")/../lib.sh"
 . "$TW_PEERS/relay_lib.sh"
 rl_need_relay

@@ -5,6 +5,7 @@
 # at random moments and restarted. Every message that got a 250 must reach
 # the smarthost; duplicates (messages in flight at a kill) are counted and
 # bounded; nothing ends in corrupt/. Then the same with smtp-source load.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # tests/run uses sh
 . "$(dirname "$0")/../lib.sh"
 . "$TW_PEERS/relay_lib.sh"
 rl_need_relay

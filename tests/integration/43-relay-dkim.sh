@@ -5,6 +5,7 @@
 # Both config forms (list and indexed), the `*` default key, DATA and BDAT,
 # dot-stuffed lines, 8-bit text; a tampered copy fails; a domain without a
 # key is sent unsigned; a bad key file is refused by -n.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # tests/run uses sh
 . "$(dirname "$0")/../lib.sh"
 . "$TW_PEERS/relay_lib.sh"
 rl_need_relay

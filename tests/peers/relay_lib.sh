@@ -93,6 +93,12 @@ rl_start() {
 	done
 }
 
+# rl__alive PID: running and not a zombie (a killed child of ours stays a
+# zombie until waited for, and kill -0 still succeeds on it)
+rl__alive() {
+	[ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z ' "/proc/$1/stat" 2>/dev/null
+}
+
 rl_stop() {
 	rl__name=${1:-relay}
 	rl__pid=$(cat "$TW_TMP/$rl__name.pid" 2>/dev/null)
@@ -100,12 +106,13 @@ rl_stop() {
 	rm -f "$TW_TMP/$rl__name.pid"
 	if kill -TERM "$rl__pid" 2>/dev/null; then
 		rl__i=0
-		while kill -0 "$rl__pid" 2>/dev/null && [ $rl__i -lt 100 ]; do
+		while rl__alive "$rl__pid" && [ $rl__i -lt 100 ]; do
 			rl__i=$((rl__i + 1))
 			sleep 0.1
 		done
 	fi
-	kill -KILL -- "-$rl__pid" 2>/dev/null || true
+	pkill -KILL -g "$rl__pid" 2>/dev/null || true
+	kill -KILL "$rl__pid" 2>/dev/null || true
 	wait "$rl__pid" 2>/dev/null || true
 	if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TW_TMP/$rl__name.log" 2>/dev/null; then
 		tw_fail "$rl__name: sanitizer report" "see $TW_TMP/$rl__name.log"
@@ -119,9 +126,11 @@ rl_kill9() {
 	rl__pid=$(cat "$TW_TMP/$rl__name.pid" 2>/dev/null)
 	[ -n "$rl__pid" ] || return 0
 	rm -f "$TW_TMP/$rl__name.pid"
-	kill -KILL -- "-$rl__pid" 2>/dev/null || true
+	# the whole session (setsid made the master its leader): pkill -g is
+	# portable where "kill -- -PGID" is not (dash)
+	pkill -KILL -g "$rl__pid" 2>/dev/null || true
+	kill -KILL "$rl__pid" 2>/dev/null || true
 	wait "$rl__pid" 2>/dev/null || true
-	# the session's processes are gone when the group is empty (bounded)
 	rl__i=0
 	while pgrep -g "$rl__pid" >/dev/null 2>&1 && [ $rl__i -lt 50 ]; do
 		rl__i=$((rl__i + 1))
