@@ -298,22 +298,36 @@ policy_dns_lookup(struct policy_dns *dns, const char *name, int type,
 	return q.status;
 }
 
-/* Skip a (possibly compressed) name at off; new offset or -1. */
+/* Validate the (possibly compressed) name at off and return the offset
+ * just after it, or -1. Every compression pointer must point strictly
+ * backwards (so no loops) and the expanded name stays within 255 bytes. */
 static int
 skip_name(const unsigned char *p, int len, int off)
 {
-	int guard = 0;
+	int pos = off, end = -1, total = 0, hops = 0;
 
-	while (off < len && guard++ < 128) {
-		unsigned l = p[off];
-		if ((l & 0xc0) == 0xc0)
-			return off + 2 <= len ? off + 2 : -1;
+	while (pos < len) {
+		unsigned l = p[pos];
+		if ((l & 0xc0) == 0xc0) {
+			int target;
+			if (pos + 2 > len || ++hops > 64)
+				return -1;
+			target = (int)(((l & 0x3f) << 8) | p[pos + 1]);
+			if (target >= pos || target < 12)
+				return -1;
+			if (end < 0)
+				end = pos + 2;
+			pos = target;
+			continue;
+		}
 		if ((l & 0xc0) != 0)
 			return -1;
-		off++;
 		if (l == 0)
-			return off;
-		off += (int)l;
+			return end >= 0 ? end : pos + 1;
+		total += (int)l + 1;
+		if (total > 255 || pos + 1 + (int)l > len)
+			return -1;
+		pos += 1 + (int)l;
 	}
 	return -1;
 }
