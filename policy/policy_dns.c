@@ -76,8 +76,12 @@ policy_dns_open(const char *servers, unsigned timeout_ms, unsigned tries,
 	opt.timeout = (int)(timeout_ms ? timeout_ms : 2000);
 	opt.tries = (int)(tries ? tries : 1);
 	opt.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	/* the screen may have hundreds of lookups in flight: room for their
+	 * answers (the kernel caps this at net.core.rmem_max) */
+	opt.socket_receive_buffer_size = 1 << 20;
 	rc = ares_init_options(&dns->channel, &opt,
-	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
+	    ARES_OPT_SOCK_RCVBUF);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		free(dns);

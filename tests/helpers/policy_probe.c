@@ -5,6 +5,9 @@
  *
  *   policy_probe -c FILE spf IP HELO SENDER
  *   policy_probe -c FILE dnsbl IP
+ *   policy_probe -c FILE dnsbl-many IP...   (all at once through the
+ *                event-loop API: policy_dnsbl_start + policy_dns_fds/
+ *                timeout_ms/process, as the screen runs them)
  *   policy_probe -c FILE grey IP FROM TO [allow|dnswl|spfpass]
  *   policy_probe -c FILE rate connect|disconnect|msg|rcpt|err IP [COUNT]
  *   policy_probe -c FILE access IP
@@ -19,6 +22,7 @@
  * 2 reject, 3 usage or setup error.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +149,58 @@ cmd_store(struct policy_store *st, int argc, char **argv)
 	return s == STORE_OK ? 0 : 1;
 }
 
+struct many {
+	struct policy_dnsbl_lookup	*lk;
+};
+
+static void
+many_done(void *arg, struct policy_dnsbl_lookup *lk)
+{
+	((struct many *)arg)->lk = lk;
+}
+
+/* Start every lookup, then drive the resolver from a poll loop. */
+static int
+cmd_dnsbl_many(const struct policy_config *pc, struct policy_dns *dns,
+    struct policy_store *st, int argc, char **argv)
+{
+	struct many *m = calloc((size_t)argc, sizeof(*m));
+	struct sockaddr_storage ss;
+	struct policy_result r;
+	struct pollfd fds[32];
+	int i, n, t, rounds = 0, rc = 0;
+
+	if (m == NULL)
+		return 3;
+	for (i = 0; i < argc; i++) {
+		if (policy_ip_parse(argv[i], &ss) < 0 ||
+		    policy_dnsbl_start(&pc->dnsbl, dns, st, &ss, many_done,
+		    &m[i]) < 0) {
+			fprintf(stderr, "policy_probe: bad IP %s\n", argv[i]);
+			rc = 3;
+		}
+	}
+	while (policy_dns_pending(dns) > 0 && rounds++ < 10000) {
+		n = policy_dns_fds(dns, fds, 32);
+		if ((t = policy_dns_timeout_ms(dns, 1000)) < 0)
+			break;
+		if (poll(fds, (nfds_t)n, t) < 0 && errno != EINTR)
+			break;
+		policy_dns_process(dns, fds, n);
+	}
+	(void)policy_dns_run(dns, 0);	/* cancels anything left */
+	for (i = 0; i < argc; i++) {
+		if (m[i].lk == NULL)
+			continue;
+		(void)policy_dnsbl_finish(m[i].lk, &r, NULL);
+		printf("%s ", argv[i]);
+		if (show(&r) > rc && rc < 3)
+			rc = r.verdict == POLICY_REJECT ? 2 : 1;
+	}
+	free(m);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -184,6 +240,9 @@ main(int argc, char **argv)
 	if (strcmp(argv[0], "check") == 0) {
 		printf("ok\n");
 		rc = 0;
+	} else if (strcmp(argv[0], "dnsbl-many") == 0) {
+		if (open_dns(&pc, &dns) == 0 && open_store(&pc, &st) == 0)
+			rc = cmd_dnsbl_many(&pc, dns, st, argc - 1, argv + 1);
 	} else if (strcmp(argv[0], "store") == 0) {
 		if (open_store(&pc, &st) == 0)
 			rc = cmd_store(st, argc - 1, argv + 1);

@@ -78,6 +78,18 @@ conf grey "greylist_delay = 1s"
 expect "greylisting: a normal client is greylisted" '^tempfail 451 4\.7\.1 Greylisted' "$C" grey 192.0.2.1 a@example.org b@example.test
 expect "greylisting: the DNSWL client is exempt" '^skip$' "$C" grey 192.0.2.50 a@example.org b@example.test dnswl
 
+# The event-loop API, as the screen uses it: 302 lookups (906 queries) at once.
+conf many
+ips=$(i=1; while [ $i -le 150 ]; do echo 198.51.100.$i 203.0.113.$i; i=$((i + 1)); done)
+t0=$(date +%s)
+OUT=$("$PROBE" -c "$C" dnsbl-many 192.0.2.99 $ips 2001:db8::99 2>>"$T/probe.stderr" </dev/null)
+t1=$(date +%s)
+[ "$(printf '%s\n' "$OUT" | grep -c '^[0-9a-f.:]* pass$')" = 300 ] && tw_ok "async: 300 unlisted clients pass" || tw_fail "async: 300 pass" "$(printf '%s\n' "$OUT" | grep -v '^check' | grep -v ' pass$' | head -5)"
+printf '%s\n' "$OUT" | grep -q '^192\.0\.2\.99 reject 554 5\.7\.1 .*Listed by bl\.test' && tw_ok "async: listed IPv4 rejected with TXT" || tw_fail "async: listed IPv4" "$OUT"
+printf '%s\n' "$OUT" | grep -q '^2001:db8::99 reject 554 5\.7\.1 .*IPv6 listed$' && tw_ok "async: listed IPv6 rejected with TXT" || tw_fail "async: listed IPv6" "$OUT"
+printf '%s\n' "$OUT" | grep -q 'errors=' && tw_fail "async: no query lost" "$(printf '%s\n' "$OUT" | grep errors= | head -3)" || tw_ok "async: no query lost or timed out"
+[ $((t1 - t0)) -le 3 ] && tw_ok "async: 302 lookups in $((t1 - t0))s" || tw_fail "async: 302 lookups fast" "$((t1 - t0))s"
+
 # The cache outlives the resolver; uncached lookups then follow dns_failure.
 conf cache
 expect "prime the cache" '^reject 554' "$C" dnsbl 192.0.2.99

@@ -65,6 +65,8 @@ server:
 	logfile: "$dir/unbound.log"
 	use-syslog: no
 	verbosity: 1
+	so-rcvbuf: 4m
+	so-sndbuf: 4m
 	access-control: 127.0.0.0/8 allow
 	access-control: 192.0.2.0/24 allow
 	module-config: "iterator"
