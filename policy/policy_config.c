@@ -192,10 +192,10 @@ load_spf(struct loader *ld, struct policy_spf_config *sc)
 		else
 			sc->act[r] = a;
 	}
-	if ((v = take(ld, "spf_received_header", &line)) != NULL) {
+	if ((v = take(ld, "received_spf_header", &line)) != NULL) {
 		const char *why = NULL;
 		if (conf_parse_bool(v, &sc->received_header, &why) < 0)
-			bad(ld, line, "spf_received_header", why);
+			bad(ld, line, "received_spf_header", why);
 	}
 	unsigned secs = sc->timeout_ms / 1000;
 	get_dur(ld, "spf_timeout", &secs);

@@ -25,7 +25,7 @@
  *   dnsbl_timeout [dns_timeout * dns_tries]
  *   spf_action [enforce], spf_pass, spf_none, spf_neutral, spf_softfail
  *   [log], spf_fail [reject], spf_temperror [tempfail], spf_permerror
- *   [log], spf_timeout [10s], spf_received_header = yes | no [no]
+ *   [log], spf_timeout [10s], received_spf_header = yes | no [no]
  * `ignore | log | enforce` for every *_action.
  *
  * Ownership: struct policy_config owns its strings and lists; free with

@@ -14,7 +14,7 @@
  * Replies: fail 550 5.7.23 with the explanation, permerror 550 5.7.24,
  * temperror 451 4.7.24, others 550 5.7.1 / 451 4.7.1.
  * Defaults: fail=reject, temperror=tempfail, everything else log.
- * `spf_received_header = yes` asks the caller to prepend the header built
+ * `received_spf_header = yes` asks the caller to prepend the header built
  * by policy_spf_received() (off by default: Stalwart computes its own).
  *
  * One SPF_server_t is built per check (libspf2 servers are not thread
@@ -42,7 +42,7 @@ struct policy_spf_config {
 	unsigned		 timeout_ms;	/* whole evaluation */
 	unsigned		 max_lookups;	/* 10 */
 	unsigned		 max_void;	/* 2 */
-	int			 received_header;	/* spf_received_header */
+	int			 received_header;	/* received_spf_header */
 };
 
 void policy_spf_config_init(struct policy_spf_config *sc);

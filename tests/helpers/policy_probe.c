@@ -15,10 +15,11 @@
  *                incr KEY DELTA [TTL] | purge
  *   policy_probe -c FILE check            (config only: prints "ok")
  *
- * FILE holds only policy keys (policy_config.h). Each decision prints two
+ * FILE holds only policy keys (policy_config.h); with -g it may be a whole
+ * gate.conf (other keys are left alone). Each decision prints two
  * lines: "VERDICT[ CODE ENH TEXT]" and the log fragment
  * (policy_result_format); spf adds the Received-SPF line when
- * spf_received_header = yes. Exit status: 0 pass/skip/allow, 1 tempfail,
+ * received_spf_header = yes. Exit status: 0 pass/skip/allow, 1 tempfail,
  * 2 reject, 3 usage or setup error.
  */
 #include <errno.h>
@@ -39,7 +40,7 @@
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: policy_probe -c FILE spf|dnsbl|grey|rate|access|"
+	fprintf(stderr, "usage: policy_probe [-g] -c FILE spf|dnsbl|grey|rate|access|"
 	    "store|check ARGS...\n");
 	return 3;
 }
@@ -212,11 +213,13 @@ main(int argc, char **argv)
 	struct conf c;
 	const char *file = NULL;
 	char err[512];
-	int ch, rc = 3;
+	int ch, rc = 3, gate = 0;
 
-	while ((ch = getopt(argc, argv, "+c:")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:g")) != -1) {
 		if (ch == 'c')
 			file = optarg;
+		else if (ch == 'g')
+			gate = 1;
 		else
 			return usage();
 	}
@@ -230,7 +233,7 @@ main(int argc, char **argv)
 		return 3;
 	}
 	if (policy_config_load(&c, &pc, err, sizeof(err)) < 0 ||
-	    conf_check_unused(&c, err, sizeof(err)) < 0) {
+	    (!gate && conf_check_unused(&c, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "policy_probe: %s\n", err);
 		conf_free(&c);
 		return 3;

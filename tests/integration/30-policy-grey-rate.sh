@@ -28,6 +28,8 @@ count_lines() {	# count_lines ERE: how many verdict lines of $OUT match
 }
 verdict_line() { printf '%s\n' "$OUT" | awk 'NR % 2 == 1' | sed -n "${1}p"; }
 
+tw_check "the sample gate.conf's policy keys load" "$PROBE" -g -c "$TW_ROOT/gate.conf" check
+
 # ---- greylisting -----------------------------------------------------------
 G="$T/grey.conf"
 cat >"$G" <<EOF2

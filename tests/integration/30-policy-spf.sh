@@ -117,10 +117,10 @@ detail "spf_action=log: decided=reject logged" 'decided=reject mode=log' "$C2" s
 conf "$C2" "spf_action = ignore"
 expect "spf_action=ignore: skip" '^skip$' "$C2" spf $IP mx.example u@fail.spf.test
 
-conf "$C2" "spf_received_header = yes"
+conf "$C2" "received_spf_header = yes"
 out=$("$PROBE" -c "$C2" spf $IP mx.example u@pass.spf.test 2>>"$T/probe.stderr" </dev/null)
 printf '%s\n' "$out" | sed -n 3p | grep -Eq '^Received-SPF: pass \(probe\.invalid: domain of u@pass\.spf\.test designates 192\.0\.2\.20 as permitted sender\) client-ip=192\.0\.2\.20; envelope-from="u@pass\.spf\.test"; helo=mx\.example;$' \
-	&& tw_ok "spf_received_header=yes: Received-SPF line" || tw_fail "Received-SPF line" "$out"
+	&& tw_ok "received_spf_header=yes: Received-SPF line" || tw_fail "Received-SPF line" "$out"
 
 # --- resolver trouble --------------------------------------------------------
 C3="$T/dead.conf"
