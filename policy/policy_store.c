@@ -122,3 +122,12 @@ policy_store_purge(struct policy_store *st, unsigned long *removed)
 
 	return st->ops->purge(st, removed ? removed : &dummy);
 }
+
+int
+policy_store_chown(struct policy_store *st, uid_t uid, gid_t gid, char *err,
+    size_t errlen)
+{
+	if (st->ops->chown == NULL)
+		return 0;
+	return st->ops->chown(st, uid, gid, err, errlen);
+}

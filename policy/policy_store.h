@@ -35,6 +35,7 @@
 #define POLICY_STORE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 enum policy_store_status {
@@ -80,6 +81,11 @@ enum policy_store_status policy_store_del(struct policy_store *st,
 /* Remove expired entries (LMDB; a no-op for Redis); count into *removed. */
 enum policy_store_status policy_store_purge(struct policy_store *st,
 	    unsigned long *removed);
+/* Give the store's files to uid:gid (the master, as root, before the
+ * children drop privileges): the LMDB data file and its "-lock" file. A
+ * no-op for Redis. 0 / -1 with the reason in err. */
+int  policy_store_chown(struct policy_store *st, uid_t uid, gid_t gid,
+	    char *err, size_t errlen);
 /* "lmdb" or "redis". */
 const char *policy_store_kind(const struct policy_store *st);
 
@@ -94,6 +100,7 @@ struct policy_store_ops {
 	    long long, unsigned, int, long long *);
 	enum policy_store_status (*del)(struct policy_store *, const char *);
 	enum policy_store_status (*purge)(struct policy_store *, unsigned long *);
+	int (*chown)(struct policy_store *, uid_t, gid_t, char *, size_t);
 	void (*close)(struct policy_store *);
 };
 

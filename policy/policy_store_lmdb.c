@@ -430,6 +430,27 @@ lmdb_purge(struct policy_store *st, unsigned long *removed)
 	return s;
 }
 
+static int
+lmdb_chown(struct policy_store *st, uid_t uid, gid_t gid, char *err,
+    size_t errlen)
+{
+	struct lmdb_store *ls = st->impl;
+	char lock[PATH_MAX + 8];
+
+	snprintf(lock, sizeof(lock), "%s-lock", ls->path);
+	if (chown(ls->path, uid, gid) != 0) {
+		snprintf(err, errlen, "store %s: chown: %s", ls->path,
+		    strerror(errno));
+		return -1;
+	}
+	if (chown(lock, uid, gid) != 0 && errno != ENOENT) {
+		snprintf(err, errlen, "store %s: chown: %s", lock,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void
 lmdb_close(struct policy_store *st)
 {
@@ -447,7 +468,8 @@ lmdb_close(struct policy_store *st)
 }
 
 static const struct policy_store_ops lmdb_ops = {
-	"lmdb", lmdb_get, lmdb_set, lmdb_incr, lmdb_del, lmdb_purge, lmdb_close,
+	"lmdb", lmdb_get, lmdb_set, lmdb_incr, lmdb_del, lmdb_purge, lmdb_chown,
+	lmdb_close,
 };
 
 int

@@ -293,7 +293,7 @@ redis_close(struct policy_store *st)
 
 static const struct policy_store_ops redis_ops = {
 	"redis", redis_get, redis_set, redis_incr, redis_del, redis_purge,
-	redis_close,
+	NULL, redis_close,
 };
 
 /* redis://HOST[:PORT][/DB], HOST may be [v6]. 0 / -1. */

@@ -60,6 +60,7 @@ TEST(set_get_del)
 	EXPECT_INT(policy_store_get(st, "k2", buf, sizeof(buf), &len, &exp), STORE_OK);
 	EXPECT(exp >= time(NULL) + 99 && exp <= time(NULL) + 100);
 	EXPECT_INT(policy_store_get(st, "k", buf, 3, &len, NULL), STORE_ERROR);
+	EXPECT_INT(policy_store_chown(st, getuid(), getgid(), (char[64]){0}, 64), 0);
 	EXPECT_INT(policy_store_del(st, "k"), STORE_OK);
 	EXPECT_INT(policy_store_del(st, "k"), STORE_NOTFOUND);
 	EXPECT_INT(policy_store_get(st, "k", buf, sizeof(buf), &len, NULL), STORE_NOTFOUND);
