@@ -40,6 +40,10 @@ struct gate_settings {
 	unsigned	 drain_timeout;
 	int		 smtputf8;
 	int		 received_spf;		/* prepend Received-SPF */
+	int		 screen;		/* connections go through the screen */
+	int		 pregreet_action;	/* enum policy_mode order: ignore|log|enforce */
+	unsigned	 pregreet_wait, screen_cache_ttl;
+	unsigned long long screen_max_connections;
 	struct policy_config policy;		/* the policy keys (policy_config_load) */
 	int		 policy_loaded;
 
@@ -74,9 +78,31 @@ struct gate_runtime {
 	unsigned		 slot;
 	struct policy_store	*store;		/* NULL when no check needs it */
 	struct policy_dns	*dns;		/* per process, opened on first use */
+	int			 pass_fd;	/* screen: send end; worker: receive end */
 	unsigned		 generation;
 };
 
+#define GATE_MAX_CHILDREN	8192
+
+/* Screen -> worker hand-off message (with the socket as SCM_RIGHTS). */
+#define GATE_PASS_MAGIC		0x74776731u
+#define GATE_PASS_BYTES		1024
+#define GATE_PASS_ALLOW		0x01	/* on the allow list */
+#define GATE_PASS_DNSWL		0x02	/* DNSWL score: skip greylisting */
+#define GATE_PASS_RATE_OWED	0x04	/* a concurrency slot to give back */
+#define GATE_PASS_GREETED	0x08	/* the 220 greeting was sent */
+
+struct gate_pass {
+	unsigned		magic;
+	unsigned		flags;
+	struct sockaddr_storage	peer, local;
+	char			id[11];
+	unsigned		nbytes;
+	char			bytes[GATE_PASS_BYTES];	/* read by the screen */
+};
+
+/* Screen: accept and screen connections, pass them to workers. */
+void gate_screen_main(struct gate_runtime *rt) __attribute__((noreturn));
 /* Worker: serve sessions until told to stop. Never returns. */
 void gate_worker_main(struct gate_runtime *rt) __attribute__((noreturn));
 /* Passthrough: event loop splicing the passthrough listeners. */
@@ -90,9 +116,11 @@ extern volatile sig_atomic_t gate_sig_term;
 
 /* Session (gate_session.c): serve one client connection to the end.
  * `peer` is the real client address (after an inbound PROXY header), `local`
- * the address it connected to. Closes nothing: the caller owns fd. */
+ * the address it connected to; `pass` (or NULL) what the screen decided
+ * and read. Closes nothing: the caller owns fd. */
 void gate_session_run(struct gate_runtime *rt, int fd,
-	    const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
+	    const struct sockaddr_storage *peer, const struct sockaddr_storage *local,
+	    const struct gate_pass *pass);
 
 /* Policy hooks (gate_policy.c); see there. */
 struct gate_session;

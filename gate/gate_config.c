@@ -43,6 +43,11 @@ static const struct conf_key gate_schema[] = {
 	{ "drain_timeout", CT_DURATION, "60s", OFF(drain_timeout), NULL, 1, 3600 },
 	{ "smtputf8", CT_BOOL, "yes", OFF(smtputf8), NULL, 0, 0 },
 	{ "received_spf_header", CT_BOOL, "no", OFF(received_spf), NULL, 0, 0 },
+	{ "screen", CT_BOOL, "yes", OFF(screen), NULL, 0, 0 },
+	{ "pregreet_action", CT_ENUM, "enforce", OFF(pregreet_action), "ignore|log|enforce", 0, 0 },
+	{ "pregreet_wait", CT_DURATION, "6s", OFF(pregreet_wait), NULL, 0, 60 },
+	{ "screen_cache_ttl", CT_DURATION, "1d", OFF(screen_cache_ttl), NULL, 0, 0 },
+	{ "screen_max_connections", CT_UINT, "5000", OFF(screen_max_connections), NULL, 1, 1000000 },
 	{ NULL, 0, NULL, 0, NULL, 0, 0 }
 };
 

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,12 +33,12 @@ volatile sig_atomic_t gate_sig_term;
 static volatile sig_atomic_t sig_hup, sig_chld, sig_usr1;
 static int self_pipe[2] = { -1, -1 };
 
-#define MAX_CHILDREN	8192
+#define MAX_CHILDREN	GATE_MAX_CHILDREN
 
 struct child {
 	pid_t		pid;
 	unsigned	gen;
-	char		kind;		/* 'W' worker, 'P' passthrough */
+	char		kind;		/* 'W' worker, 'C' screen, 'P' passthrough */
 	char		state;		/* 'I' idle, 'B' busy, 'S' starting */
 	long long	started_ms;
 	unsigned	slot;		/* index into the scoreboard */
@@ -48,6 +51,7 @@ struct master {
 	struct child		*kids;
 	size_t			 nkids;
 	unsigned char		*slot_used;	/* master-side: slot taken */
+	int			 pass[2];	/* screen -> workers (SOCK_SEQPACKET) */
 	uid_t			 uid;
 	gid_t			 gid;
 	unsigned		 crashes;
@@ -209,19 +213,34 @@ spawn(struct master *m, char kind)
 		(void)close(self_pipe[0]);
 		(void)close(self_pipe[1]);
 		m->rt.slot = slot;
+		m->rt.pass_fd = -1;
+		if (kind == 'C') {
+			m->rt.pass_fd = m->pass[0];
+			(void)close(m->pass[1]);
+		} else if (kind == 'W') {
+			m->rt.pass_fd = m->pass[1];
+			(void)close(m->pass[0]);
+		} else {
+			(void)close(m->pass[0]);
+			(void)close(m->pass[1]);
+		}
 		gate_sig_term = 0;
 		if (gate_priv_drop(m->uid, m->gid) != 0)
 			fatal("cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
 		/* each child keeps only the listeners it serves */
 		for (size_t i = 0; i < m->cfg->nlisteners; i++) {
 			struct gate_listener *l = &m->cfg->listeners[i];
-			if ((kind == 'W') != (l->kind == LISTEN_SMTP)) {
+			int keep = l->kind == LISTEN_SMTP ?
+			    (kind == 'C' || (kind == 'W' && !m->cfg->screen)) : kind == 'P';
+			if (!keep) {
 				(void)close(l->fd);
 				l->fd = -1;
 			}
 		}
 		if (kind == 'P')
 			gate_passthrough_main(&m->rt);
+		if (kind == 'C')
+			gate_screen_main(&m->rt);
 		gate_worker_main(&m->rt);
 	}
 	m->kids[m->nkids].pid = pid;
@@ -300,7 +319,7 @@ signal_generation(struct master *m, int sig, int old_only)
 static void
 maintain_pool(struct master *m)
 {
-	size_t total = 0, idle = 0, pt = 0;
+	size_t total = 0, idle = 0, pt = 0, scr = 0;
 	struct child *an_idle = NULL;
 
 	if (gate_sig_term)
@@ -311,6 +330,10 @@ maintain_pool(struct master *m)
 			continue;
 		if (k->kind == 'P') {
 			pt++;
+			continue;
+		}
+		if (k->kind == 'C') {
+			scr++;
 			continue;
 		}
 		total++;
@@ -324,6 +347,8 @@ maintain_pool(struct master *m)
 		return;
 	if (pt == 0 && has_passthrough(m->cfg))
 		spawn(m, 'P');
+	if (scr == 0 && m->cfg->screen)
+		spawn(m, 'C');
 	while (total < m->cfg->workers_min) {
 		spawn(m, 'W');
 		total++;
@@ -460,8 +485,19 @@ drain(struct master *m)
 static int
 setup_pipes(struct master *m)
 {
+	struct timeval tv = { 1, 0 };
+	struct rlimit rl;
+
 	if (pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, m->pass) != 0 ||
+	    setsockopt(m->pass[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+		return -1;
+	/* the screen holds many connections: raise the descriptor limit */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	m->rt.scoreboard = mmap(NULL, MAX_CHILDREN, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m->rt.scoreboard == MAP_FAILED)

@@ -218,7 +218,8 @@ gate_policy_needs_store(const struct gate_settings *cfg)
 			    pc->rate.rules[i].spec.net[k].count > 0)
 				limits = 1;
 	return pc->grey.mode != POLICY_IGNORE || (pc->rate.mode != POLICY_IGNORE && limits) ||
-	    (pc->dnsbl.nzones > 0 && pc->dnsbl.mode != POLICY_IGNORE);
+	    (pc->dnsbl.nzones > 0 && pc->dnsbl.mode != POLICY_IGNORE) ||
+	    (cfg->screen && cfg->pregreet_action != POLICY_IGNORE && cfg->screen_cache_ttl > 0);
 }
 
 /* Received-SPF header value for the message (RFC 7208 §9.1), or -1. */

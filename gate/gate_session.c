@@ -506,7 +506,7 @@ new_session_id(char *id, size_t len)
 
 void
 gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage *peer,
-    const struct sockaddr_storage *local)
+    const struct sockaddr_storage *local, const struct gate_pass *pass)
 {
 	struct gate_session *s = calloc(1, sizeof(*s));
 	char line[SMTP_LINE_MAX + 1], laddr[64];
@@ -521,7 +521,10 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	s->peer = *peer;
 	s->local = *local;
 	s->started_ms = gate_now_ms();
-	new_session_id(s->id, sizeof(s->id));
+	if (pass != NULL)
+		snprintf(s->id, sizeof(s->id), "%s", pass->id);	/* the screen's id */
+	else
+		new_session_id(s->id, sizeof(s->id));
 	(void)net_addr_str(&s->peer, s->peer_ip, sizeof(s->peer_ip), &s->peer_port);
 	(void)net_addr_str(&s->local, laddr, sizeof(laddr), &lport);
 	if (io_init(&s->io, fd, CLIENT_RBUF, (int)s->cfg->timeout_command * 1000) != 0) {
@@ -532,7 +535,16 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	    s->peer_port, laddr, lport);
 	s->state = ST_CONNECTED;
 	s->spf_result = -1;
-	if (gate_policy_connect(s) != 0) {
+	if (pass != NULL) {
+		/* the screen ran the connect-stage checks and the greeting */
+		s->allowlisted = (pass->flags & GATE_PASS_ALLOW) != 0;
+		s->dnswl = (pass->flags & GATE_PASS_DNSWL) != 0;
+		s->rate_owed = (pass->flags & GATE_PASS_RATE_OWED) != 0;
+		if (pass->nbytes > 0 && io_preload(&s->io, pass->bytes, pass->nbytes) != 0)
+			s->state = ST_QUIT;
+		if (!(pass->flags & GATE_PASS_GREETED))
+			gate_reply(s, "220 %s ESMTP tailwart", s->cfg->hostname);
+	} else if (gate_policy_connect(s) != 0) {
 		s->refused = 1;		/* the refusal is the greeting; then close */
 		s->state = ST_QUIT;
 	} else

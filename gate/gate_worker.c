@@ -78,6 +78,64 @@ worker_epoll(const struct gate_runtime *rt)
 	return ep;
 }
 
+/* Screen mode: wait for a connection passed by the screen. The shared
+ * receive socket has a 1 s timeout so that TERM is noticed. */
+static int
+worker_recv_conn(struct gate_runtime *rt, struct gate_pass *p)
+{
+	while (!gate_sig_term) {
+		union {
+			struct cmsghdr	hdr;
+			char		buf[CMSG_SPACE(sizeof(int) * 4)];
+		} cm;
+		struct msghdr msg;
+		struct iovec iov = { .iov_base = p, .iov_len = sizeof(*p) };
+		struct cmsghdr *cmsg;
+		int fd = -1;
+		ssize_t n;
+
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		n = recvmsg(rt->pass_fd, &msg, MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				continue;
+			log_warn("pass socket: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 0)
+			return -1;	/* the master is gone */
+		for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg))
+			if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+			    cmsg->cmsg_len >= CMSG_LEN(sizeof(int))) {
+				size_t nfd = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				for (size_t i = 0; i < nfd; i++) {
+					int x;
+					memcpy(&x, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+					if (fd < 0)
+						fd = x;
+					else
+						(void)close(x);
+				}
+			}
+		if (fd < 0)
+			continue;
+		if ((size_t)n != sizeof(*p) || p->magic != GATE_PASS_MAGIC ||
+		    p->nbytes > GATE_PASS_BYTES || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+			log_warn("pass socket: malformed hand-off dropped");
+			(void)close(fd);
+			continue;
+		}
+		p->id[sizeof(p->id) - 1] = '\0';
+		(void)net_nodelay(fd);
+		return fd;
+	}
+	return -1;
+}
+
 static void
 worker_serve(struct gate_runtime *rt, int fd, struct sockaddr_storage *peer)
 {
@@ -102,7 +160,7 @@ worker_serve(struct gate_runtime *rt, int fd, struct sockaddr_storage *peer)
 		net_unmap(peer);
 		net_unmap(&local);
 	}
-	gate_session_run(rt, fd, peer, &local);
+	gate_session_run(rt, fd, peer, &local, NULL);
 }
 
 static void
@@ -129,8 +187,8 @@ gate_worker_main(struct gate_runtime *rt)
 	(void)sigaction(SIGUSR1, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
 
-	ep = worker_epoll(rt);
-	if (ep < 0)
+	ep = rt->cfg->screen ? -1 : worker_epoll(rt);
+	if (!rt->cfg->screen && ep < 0)
 		fatal("epoll: %s", strerror(errno));
 	while (!gate_sig_term && served < rt->cfg->worker_max_sessions) {
 		struct sockaddr_storage peer;
@@ -138,11 +196,25 @@ gate_worker_main(struct gate_runtime *rt)
 
 		memset(&peer, 0, sizeof(peer));
 		worker_status(rt, 'I');
-		fd = worker_next_conn(rt, ep, &peer);
-		if (fd < 0)
-			break;
-		worker_status(rt, 'B');
-		worker_serve(rt, fd, &peer);
+		if (rt->cfg->screen) {
+			struct gate_pass *p = malloc(sizeof(*p));
+			if (p == NULL)
+				break;
+			fd = worker_recv_conn(rt, p);
+			if (fd < 0) {
+				free(p);
+				break;
+			}
+			worker_status(rt, 'B');
+			gate_session_run(rt, fd, &p->peer, &p->local, p);
+			free(p);
+		} else {
+			fd = worker_next_conn(rt, ep, &peer);
+			if (fd < 0)
+				break;
+			worker_status(rt, 'B');
+			worker_serve(rt, fd, &peer);
+		}
 		if (close(fd) != 0)
 			log_debug("close: %s", strerror(errno));
 		served++;

@@ -249,6 +249,20 @@ io_pending(const struct io *io)
 	return io->rlen;
 }
 
+int
+io_preload(struct io *io, const void *p, size_t n)
+{
+	if (io->roff > 0 && io->rlen > 0)
+		memmove(io->rbuf, io->rbuf + io->roff, io->rlen);
+	io->roff = 0;
+	if (n > io->rcap - io->rlen)
+		return -1;
+	memmove(io->rbuf + n, io->rbuf, io->rlen);
+	memcpy(io->rbuf, p, n);
+	io->rlen += n;
+	return 0;
+}
+
 void
 io_discard_input(struct io *io)
 {

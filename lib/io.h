@@ -57,6 +57,9 @@ enum io_status io_getbytes(struct io *io, size_t want, const char **p, size_t *g
 
 /* Bytes already buffered and not consumed (pipelining detection). */
 size_t io_pending(const struct io *io);
+/* Put bytes already read elsewhere (by another process) in front of the
+ * input. 0, or -1 if they do not fit. */
+int  io_preload(struct io *io, const void *p, size_t n);
 /* Drop everything buffered (plaintext pipelined after STARTTLS). */
 void io_discard_input(struct io *io);
 

@@ -229,6 +229,7 @@ tw_gate_conf() {
 		echo "pid_file=$TW_TMP/tailwart-gate.pid"
 		echo "store=lmdb:$TW_TMP/gate.lmdb"
 		echo "greylist_action=ignore"
+		echo "pregreet_action=ignore"
 		for tw__kv in "$@"; do
 			printf '%s\n' "$tw__kv"
 		done
