@@ -39,7 +39,6 @@ struct gate_settings {
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;
 	int		 smtputf8;
-	int		 received_spf;		/* prepend Received-SPF */
 	int		 screen;		/* connections go through the screen */
 	int		 pregreet_action;	/* enum policy_mode order: ignore|log|enforce */
 	unsigned	 pregreet_wait, screen_cache_ttl;

@@ -158,7 +158,7 @@ gate_data_run(struct gate_session *s)
 	if (d.chunk != NULL)
 		gate_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	s->be.io.timeout_ms = (int)s->cfg->backend_timeout * 1000;
-	if (s->cfg->received_spf) {
+	if (s->cfg->policy.spf.received_header) {
 		char h[1024];
 		if (gate_policy_received_spf(s, h, sizeof(h)) == 0)
 			forward(s, &d, h, strlen(h), 1);
