@@ -223,29 +223,36 @@ count(const struct policy_rate_config *rc, struct policy_store *st,
 {
 	const struct policy_rate_limit *lim[2] = { &spec->ip[k], &spec->net[k] };
 	const char *who[2] = { sc->ip, sc->net };
-	char key[128];
-	int i;
+	char key[2][128];
+	const char *keys[2];
+	unsigned ttls[2];
+	long long v[2];
+	int which[2], i, n = 0, flags = 0;
 
 	*exceeded = 0;
 	for (i = 0; i < 2; i++) {
-		long long v;
-		unsigned ttl;
-		int flags = 0;
-
 		if (lim[i]->count == 0)
 			continue;
-		snprintf(key, sizeof(key), "r:%s%s:%s", i ? "n" : "",
+		snprintf(key[n], sizeof(key[n]), "r:%s%s:%s", i ? "n" : "",
 		    kind_keys[k], who[i]);
-		ttl = lim[i]->window;
-		if (k == RATE_CONC) {
-			ttl = rc->conc_ttl;
-			flags = STORE_REFRESH;
-		}
-		if (policy_store_incr(st, key, delta, ttl, flags, &v) != STORE_OK)
-			return -1;
-		if (delta > 0 && v > (long long)lim[i]->count && !*exceeded) {
-			*exceeded = i + 1;
-			*seen = v;
+		keys[n] = key[n];
+		ttls[n] = k == RATE_CONC ? rc->conc_ttl : lim[i]->window;
+		which[n] = i;
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	if (k == RATE_CONC)
+		flags = STORE_REFRESH;
+	/* IP and network counters in one transaction / round trip */
+	if (policy_store_incr_many(st, keys, (size_t)n, delta, ttls, flags, v) !=
+	    STORE_OK)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (delta > 0 && v[i] > (long long)lim[which[i]]->count &&
+		    !*exceeded) {
+			*exceeded = which[i] + 1;
+			*seen = v[i];
 		}
 	}
 	return 0;

@@ -97,12 +97,27 @@ enum policy_store_status
 policy_store_incr(struct policy_store *st, const char *key, long long delta,
     unsigned ttl, int flags, long long *out)
 {
-	char k[STORE_KEY_MAX];
-	long long dummy;
+	return policy_store_incr_many(st, &key, 1, delta, &ttl, flags, out);
+}
 
-	if (full_key(st, key, k, sizeof(k)) < 0)
-		return STORE_ERROR;
-	return st->ops->incr(st, k, delta, ttl, flags, out ? out : &dummy);
+enum policy_store_status
+policy_store_incr_many(struct policy_store *st, const char *const *keys,
+    size_t n, long long delta, const unsigned *ttls, int flags,
+    long long *out)
+{
+	char k[STORE_MULTI_MAX][STORE_KEY_MAX];
+	const char *kp[STORE_MULTI_MAX];
+	long long dummy[STORE_MULTI_MAX];
+	size_t i;
+
+	if (n == 0 || n > STORE_MULTI_MAX)
+		return n == 0 ? STORE_OK : STORE_ERROR;
+	for (i = 0; i < n; i++) {
+		if (full_key(st, keys[i], k[i], sizeof(k[i])) < 0)
+			return STORE_ERROR;
+		kp[i] = k[i];
+	}
+	return st->ops->incr(st, kp, n, delta, ttls, flags, out ? out : dummy);
 }
 
 enum policy_store_status

@@ -75,6 +75,12 @@ enum policy_store_status policy_store_set(struct policy_store *st,
 enum policy_store_status policy_store_incr(struct policy_store *st,
 	    const char *key, long long delta, unsigned ttl, int flags,
 	    long long *out);
+/* policy_store_incr on n keys (n <= STORE_MULTI_MAX) in one transaction /
+ * one Redis round trip; ttls[i] per key, results into out[i]. */
+#define STORE_MULTI_MAX	8
+enum policy_store_status policy_store_incr_many(struct policy_store *st,
+	    const char *const *keys, size_t n, long long delta,
+	    const unsigned *ttls, int flags, long long *out);
 /* Remove; STORE_NOTFOUND if there was nothing. */
 enum policy_store_status policy_store_del(struct policy_store *st,
 	    const char *key);
@@ -96,8 +102,8 @@ struct policy_store_ops {
 	    void *, size_t, size_t *, time_t *);
 	enum policy_store_status (*set)(struct policy_store *, const char *,
 	    const void *, size_t, unsigned, int);
-	enum policy_store_status (*incr)(struct policy_store *, const char *,
-	    long long, unsigned, int, long long *);
+	enum policy_store_status (*incr)(struct policy_store *, const char *const *,
+	    size_t, long long, const unsigned *, int, long long *);
 	enum policy_store_status (*del)(struct policy_store *, const char *);
 	enum policy_store_status (*purge)(struct policy_store *, unsigned long *);
 	int (*chown)(struct policy_store *, uid_t, gid_t, char *, size_t);

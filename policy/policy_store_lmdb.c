@@ -288,6 +288,15 @@ struct incr_arg {
 	long long	 result;
 };
 
+struct incr_many_arg {
+	const char *const	*keys;
+	size_t			 n;
+	long long		 delta;
+	const unsigned		*ttls;
+	int			 flags;
+	long long		*out;
+};
+
 static int
 parse_counter(const MDB_val *v, long long *out)
 {
@@ -349,16 +358,30 @@ do_incr(struct lmdb_store *ls, MDB_txn *txn, void *a)
 	return 0;
 }
 
-static enum policy_store_status
-lmdb_incr(struct policy_store *st, const char *key, long long delta,
-    unsigned ttl, int flags, long long *out)
+static int
+do_incr_many(struct lmdb_store *ls, MDB_txn *txn, void *a)
 {
-	struct incr_arg ia = { key, delta, ttl, flags, 0 };
-	enum policy_store_status s = lmdb_write(st->impl, do_incr, &ia);
+	struct incr_many_arg *ma = a;
+	size_t i;
+	int rc;
 
-	if (s == STORE_OK)
-		*out = ia.result;
-	return s;
+	for (i = 0; i < ma->n; i++) {
+		struct incr_arg ia = { ma->keys[i], ma->delta, ma->ttls[i],
+		    ma->flags, 0 };
+		if ((rc = do_incr(ls, txn, &ia)) != 0)
+			return rc;
+		ma->out[i] = ia.result;
+	}
+	return 0;
+}
+
+static enum policy_store_status
+lmdb_incr(struct policy_store *st, const char *const *keys, size_t n,
+    long long delta, const unsigned *ttls, int flags, long long *out)
+{
+	struct incr_many_arg ma = { keys, n, delta, ttls, flags, out };
+
+	return lmdb_write(st->impl, do_incr_many, &ma);
 }
 
 static int

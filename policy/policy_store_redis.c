@@ -46,22 +46,32 @@ static const char script_get[] =
 	"if not v then return false end "
 	"return {v, redis.call('TTL', KEYS[1])}";
 
+/* KEYS = counters; ARGV = delta, refresh flag, then one ttl per key.
+ * Returns the new values in key order. */
 static const char script_incr[] =
 	"local d = tonumber(ARGV[1]) "
-	"local ttl = tonumber(ARGV[2]) "
-	"local cur = redis.call('GET', KEYS[1]) "
-	"if not cur then "
-	"  if d <= 0 then return 0 end "
-	"  if ttl > 0 then redis.call('SET', KEYS[1], d, 'EX', ttl) "
-	"  else redis.call('SET', KEYS[1], d) end "
-	"  return d "
+	"local out = {} "
+	"for i, k in ipairs(KEYS) do "
+	"  local ttl = tonumber(ARGV[i + 2]) "
+	"  local cur = redis.call('GET', k) "
+	"  local v "
+	"  if not cur then "
+	"    if d <= 0 then v = 0 "
+	"    else "
+	"      v = d "
+	"      if ttl > 0 then redis.call('SET', k, v, 'EX', ttl) "
+	"      else redis.call('SET', k, v) end "
+	"    end "
+	"  else "
+	"    v = (tonumber(cur) or 0) + d "
+	"    if v < 0 then v = 0 end "
+	"    if ARGV[2] == '1' and ttl > 0 then redis.call('SET', k, v, 'EX', ttl) "
+	"    elseif ARGV[2] == '1' then redis.call('SET', k, v) "
+	"    else redis.call('SET', k, v, 'KEEPTTL') end "
+	"  end "
+	"  out[i] = v "
 	"end "
-	"local v = (tonumber(cur) or 0) + d "
-	"if v < 0 then v = 0 end "
-	"if ARGV[3] == '1' and ttl > 0 then redis.call('SET', KEYS[1], v, 'EX', ttl) "
-	"elseif ARGV[3] == '1' then redis.call('SET', KEYS[1], v) "
-	"else redis.call('SET', KEYS[1], v, 'KEEPTTL') end "
-	"return v";
+	"return out";
 
 static void
 redis_drop(struct redis_store *rs, const char *why)
@@ -227,22 +237,48 @@ redis_set(struct policy_store *st, const char *key, const void *val,
 }
 
 static enum policy_store_status
-redis_incr(struct policy_store *st, const char *key, long long delta,
-    unsigned ttl, int flags, long long *out)
+redis_incr(struct policy_store *st, const char *const *keys, size_t n,
+    long long delta, const unsigned *ttls, int flags, long long *out)
 {
 	struct redis_store *rs = st->impl;
-	redisContext *c = redis_acquire(rs);
+	redisContext *c;
 	redisReply *r;
 	enum policy_store_status ret = STORE_ERROR;
+	const char *argv[4 + 2 * STORE_MULTI_MAX + 2];
+	size_t argl[4 + 2 * STORE_MULTI_MAX + 2];
+	char nkeys[16], d[32], ttl[STORE_MULTI_MAX][16];
+	size_t i, argc = 0;
 
-	if (c == NULL)
+	if (n == 0 || n > STORE_MULTI_MAX)
 		return STORE_ERROR;
-	r = redis_check(rs, redisCommand(c, "EVAL %s 1 %s %lld %u %s",
-	    script_incr, key, delta, ttl, (flags & STORE_REFRESH) ? "1" : "0"));
+	snprintf(nkeys, sizeof(nkeys), "%zu", n);
+	snprintf(d, sizeof(d), "%lld", delta);
+	argv[argc++] = "EVAL";
+	argv[argc++] = script_incr;
+	argv[argc++] = nkeys;
+	for (i = 0; i < n; i++)
+		argv[argc++] = keys[i];
+	argv[argc++] = d;
+	argv[argc++] = (flags & STORE_REFRESH) ? "1" : "0";
+	for (i = 0; i < n; i++) {
+		snprintf(ttl[i], sizeof(ttl[i]), "%u", ttls[i]);
+		argv[argc++] = ttl[i];
+	}
+	for (i = 0; i < argc; i++)
+		argl[i] = strlen(argv[i]);
+	if ((c = redis_acquire(rs)) == NULL)
+		return STORE_ERROR;
+	r = redis_check(rs, redisCommandArgv(c, (int)argc, argv, argl));
 	if (r != NULL) {
-		if (r->type == REDIS_REPLY_INTEGER) {
-			*out = r->integer;
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == n) {
 			ret = STORE_OK;
+			for (i = 0; i < n; i++) {
+				if (r->element[i]->type != REDIS_REPLY_INTEGER) {
+					ret = STORE_ERROR;
+					break;
+				}
+				out[i] = r->element[i]->integer;
+			}
 		}
 		freeReplyObject(r);
 	}

@@ -84,6 +84,32 @@ TEST(incr_clamp)
 	policy_store_close(st);
 }
 
+TEST(incr_many)
+{
+	char dir[64];
+	const char *keys[3] = { "a", "b", "c" };
+	unsigned ttls[3] = { 60, 0, 1 };
+	long long v[3] = { -1, -1, -1 };
+	time_t exp;
+	char buf[16];
+	struct policy_store *st = open_tmp(dir, sizeof(dir));
+
+	EXPECT_INT(policy_store_incr(st, "b", 5, 0, 0, NULL), STORE_OK);
+	EXPECT_INT(policy_store_incr_many(st, keys, 3, 2, ttls, 0, v), STORE_OK);
+	EXPECT_INT(v[0], 2);
+	EXPECT_INT(v[1], 7);
+	EXPECT_INT(v[2], 2);
+	EXPECT_INT(policy_store_get(st, "a", buf, sizeof(buf), NULL, &exp), STORE_OK);
+	EXPECT(exp > time(NULL) + 50);
+	EXPECT_INT(policy_store_incr_many(st, keys, 3, -3, ttls, 0, v), STORE_OK);
+	EXPECT_INT(v[0], 0);
+	EXPECT_INT(v[1], 4);
+	EXPECT_INT(policy_store_incr_many(st, keys, STORE_MULTI_MAX + 1, 1, ttls, 0, v),
+	    STORE_ERROR);
+	EXPECT_INT(policy_store_incr_many(st, keys, 0, 1, ttls, 0, v), STORE_OK);
+	policy_store_close(st);
+}
+
 TEST(expiry_and_purge)
 {
 	char dir[64], buf[16];
@@ -211,6 +237,7 @@ main(void)
 	RUN(bad_spec);
 	RUN(set_get_del);
 	RUN(incr_clamp);
+	RUN(incr_many);
 	RUN(expiry_and_purge);
 	RUN(refresh_keeps_counter_alive);
 	RUN(fork_concurrent_incr);
