@@ -1,0 +1,109 @@
+/*
+ * milter_main.c — tailwart-milter: start-up and the libmilter main loop.
+ *
+ *   tailwart-milter [-f] [-n] [-d] -c /etc/tailwart/gate.conf
+ *     -c FILE  gate.conf (policy keys, milter_* keys; see milter.h)
+ *     -f       foreground, log to stderr
+ *     -n       check the configuration and exit (0 = valid)
+ *     -d       debug logging
+ *
+ * Opens the store (shared with the gate, e.g. the same LMDB file or Redis)
+ * and the DKIM library once, then hands over to libmilter, which runs each
+ * MTA connection in its own thread and stops on SIGTERM/SIGINT. The
+ * runtime built here is read-only for the callbacks (milter_rt).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "milter.h"
+
+const struct milter_runtime *milter_rt;
+
+static void
+milter_usage(void)
+{
+	fprintf(stderr, "usage: tailwart-milter [-f] [-n] [-d] -c FILE\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct milter_settings cfg;
+	struct milter_runtime rt;
+	struct smfiDesc desc;
+	const char *path = "/etc/tailwart/gate.conf";
+	char err[1024];
+	int c, fg = 0, check = 0, debug = 0, rc;
+
+	while ((c = getopt(argc, argv, "c:fnd")) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'f': fg = 1; break;
+		case 'n': check = 1; break;
+		case 'd': debug = 1; break;
+		default:
+			milter_usage();
+			return 2;
+		}
+	}
+	log_init("tailwart-milter", fg || check);
+	log_set_debug(debug);
+	if (milter_config_load(path, &cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "tailwart-milter: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok (listen %s, authserv-id %s)\n", path, cfg.listen,
+		    cfg.authserv_id);
+		milter_config_free(&cfg);
+		return 0;
+	}
+	memset(&rt, 0, sizeof rt);
+	rt.cfg = &cfg;
+	if (policy_store_open(cfg.pc.store, cfg.pc.store_prefix, &rt.store, err,
+	    sizeof err) != 0) {
+		log_err("store %s: %s", cfg.pc.store, err);
+		milter_config_free(&cfg);
+		return 1;
+	}
+	if (cfg.dkim && (rt.dkim = milter_dkim_init(&cfg, err, sizeof err)) == NULL) {
+		log_err("dkim: %s", err);
+		policy_store_close(rt.store);
+		milter_config_free(&cfg);
+		return 1;
+	}
+	milter_rt = &rt;
+	signal(SIGPIPE, SIG_IGN);
+	milter_filter_desc(&desc);
+	if (smfi_setconn(cfg.listen) != MI_SUCCESS || smfi_settimeout((int)cfg.timeout) !=
+	    MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {
+		log_err("cannot register the filter on %s", cfg.listen);
+		rc = 1;
+		goto out;
+	}
+	if (smfi_opensocket(1) != MI_SUCCESS) {
+		log_err("cannot listen on %s", cfg.listen);
+		rc = 1;
+		goto out;
+	}
+	if (!fg && daemon(0, 0) != 0) {
+		log_err("daemon: %s", strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	log_info("tailwart-milter listening on %s authserv-id=%s dkim=%s", cfg.listen,
+	    cfg.authserv_id, rt.dkim ? "verify" : "off");
+	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	log_info("tailwart-milter stopped");
+out:
+	if (rt.dkim)
+		dkim_close(rt.dkim);
+	policy_store_close(rt.store);
+	milter_config_free(&cfg);
+	return rc;
+}
