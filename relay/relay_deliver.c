@@ -223,9 +223,11 @@ session_setup(const struct relay_config *cfg, SSL_CTX *ctx, struct relay_conn *c
 	return 0;
 }
 
+/* Connect to `addr` (a numeric address, or a name for the system
+ * resolver) and set up the session; `host` is the name for TLS and logs. */
 static int
 try_host(const struct relay_config *cfg, SSL_CTX *ctx, struct relay_conn *c,
-    const char *host, const char *port, char *err, size_t errlen)
+    const char *host, const char *addr, const char *port, char *err, size_t errlen)
 {
 	struct net_endpoint ep;
 	struct sockaddr_storage ss;
@@ -234,17 +236,17 @@ try_host(const struct relay_config *cfg, SSL_CTX *ctx, struct relay_conn *c,
 	unsigned pn = 0;
 
 	memset(&ep, 0, sizeof(ep));
-	snprintf(ep.host, sizeof(ep.host), "%s", host);
+	snprintf(ep.host, sizeof(ep.host), "%s", addr);
 	snprintf(ep.port, sizeof(ep.port), "%s", port);
 	c->fd = net_connect(&ep, (int)cfg->connect_timeout * 1000);
 	if (c->fd < 0) {
-		snprintf(err, errlen, "connect to %s:%s: %s", host, port, strerror(errno));
+		snprintf(err, errlen, "connect to %s[%s]:%s: %s", host, addr, port, strerror(errno));
 		return -1;
 	}
 	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0 ||
 	    net_addr_str(&ss, ip, sizeof(ip), &pn) != 0)
 		snprintf(ip, sizeof(ip), "?");
-	snprintf(c->relay, sizeof(c->relay), "%s[%s]:%s", host, ip, port);
+	snprintf(c->relay, sizeof(c->relay), "%.255s[%.45s]:%.15s", host, ip, port);
 	if (io_init(&c->io, c->fd, 8192, (int)cfg->smtp_timeout * 1000) != 0) {
 		(void)close(c->fd);
 		c->fd = -1;
@@ -286,9 +288,26 @@ relay_conn_open(const struct relay_config *cfg, SSL_CTX *ctx, struct relay_conn 
 		} else
 			snprintf(hosts[0], sizeof(hosts[0]), "%s", sh->host);
 		for (size_t j = 0; j < nh; j++) {
-			if (try_host(cfg, ctx, c, hosts[j], sh->port, err, errlen) == 0)
-				return 0;
-			log_info("relay connect failed: %s", err);
+			char addrs[RELAY_ADDR_MAX][64];
+			size_t na = 1;
+
+			if (!sh->mx) {
+				/* [host]: the system resolver, inside net_connect */
+				if (try_host(cfg, ctx, c, hosts[j], hosts[j], sh->port, err, errlen) == 0)
+					return 0;
+				log_info("relay connect failed: %s", err);
+				continue;
+			}
+			if (relay_dns_addrs(hosts[j], cfg->resolver,
+			    (int)cfg->connect_timeout * 1000, addrs, &na, err, errlen) != 0) {
+				log_info("relay connect failed: %s", err);
+				continue;
+			}
+			for (size_t k = 0; k < na; k++) {
+				if (try_host(cfg, ctx, c, hosts[j], addrs[k], sh->port, err, errlen) == 0)
+					return 0;
+				log_info("relay connect failed: %s", err);
+			}
 		}
 	}
 	return -1;

@@ -203,6 +203,8 @@ relay_sched_deliver_batch(const struct relay_config *cfg, char (*ids)[17], size_
 		if (fd < 0) {
 			if (fd == -1)
 				log_warn("%s cannot open: %s", ids[i], strerror(errno));
+			else
+				log_debug("%s skipped: %s", ids[i], fd == -2 ? "owned by another process" : "gone");
 			continue;
 		}
 		if (relay_spool_read(fd, &m, &why) != 0) {
@@ -408,6 +410,8 @@ dispatch(struct sched *s)
 			_exit(relay_sched_deliver_batch(s->cfg, ids, b));
 		}
 		free(ids);
+		log_debug("scheduler: worker %ld takes %zu message(s), %zu due, tokens %.2f",
+		    (long)pid, b, ndue - k, s->tokens);
 		for (size_t j = 0; j < b; j++)
 			due[k + j]->worker = pid;
 		k += b;
@@ -438,7 +442,7 @@ reap(struct sched *s)
 				s->v[i].worker = 0;
 				if (relay_pathf(p, sizeof(p), "%s/queue/%s", s->cfg->spool_dir,
 				    s->v[i].id) != 0 || stat(p, &sb) != 0) {
-					s->v[i].seen = 0;	/* gone: dropped by the next scan */
+					s->v[i].seen = -1;	/* gone: dropped below */
 					continue;
 				}
 				s->v[i].next = load_next(s->cfg, s->v[i].id);
@@ -446,6 +450,14 @@ reap(struct sched *s)
 				if (s->v[i].next <= now)
 					s->v[i].next = now + SCHED_BUSY_RETRY;
 			}
+	}
+	/* forget delivered, deleted or held messages now, not at the next
+	 * scan: a stale entry would be due and waste a worker and a token */
+	for (size_t i = 0; i < s->n; ) {
+		if (s->v[i].seen == -1)
+			s->v[i] = s->v[--s->n];
+		else
+			i++;
 	}
 }
 

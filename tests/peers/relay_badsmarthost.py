@@ -14,8 +14,11 @@ Modes:
               each accepted message is logged as "accepted <bytes>" and its
               content appended to LOG.msgs
     reject    behave, but answer 554 to the end of data
+    login     like split, but offers only AUTH LOGIN (no TLS) and requires
+              it before MAIL: user relay@example.test, password s3cret#pw
 LOG gets one line per event. Exits after LIFETIME seconds (default 60).
 """
+import base64
 import socket
 import sys
 import threading
@@ -33,7 +36,7 @@ def log(msg):
 
 
 def send(c, data):
-    if mode == "split":
+    if mode in ("split", "login"):
         for i in range(0, len(data), 3):
             c.sendall(data[i:i + 3])
             time.sleep(0.002)
@@ -64,6 +67,7 @@ def readn(c, buf, n):
 
 def session(c):
     buf = [b""]
+    authed = [mode != "login"]
     log("conn")
     try:
         if mode == "busy":
@@ -83,8 +87,23 @@ def session(c):
                 if mode == "garbage":
                     send(c, b"hello there, this is not SMTP\r\n")
                     continue
+                auth = b"250-AUTH LOGIN\r\n" if mode == "login" else b""
                 send(c, b"250-bad.example.test\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n"
-                     b"250-8BITMIME\r\n250-CHUNKING\r\n250 ENHANCEDSTATUSCODES\r\n")
+                     + auth + b"250-8BITMIME\r\n250-CHUNKING\r\n250 ENHANCEDSTATUSCODES\r\n")
+            elif verb == "AUTH" and mode == "login" and cmd.upper() == "AUTH LOGIN":
+                send(c, b"334 VXNlcm5hbWU6\r\n")
+                u = base64.b64decode(next(it).strip())
+                send(c, b"334 UGFzc3dvcmQ6\r\n")
+                pw = base64.b64decode(next(it).strip())
+                if u == b"relay@example.test" and pw == b"s3cret#pw":
+                    authed[0] = True
+                    log("auth ok")
+                    send(c, b"235 2.7.0 Authentication successful\r\n")
+                else:
+                    log("auth failed")
+                    send(c, b"535 5.7.8 Authentication failed\r\n")
+            elif verb == "MAIL" and not authed[0]:
+                send(c, b"530 5.7.0 Authentication required\r\n")
             elif verb in ("MAIL", "RSET", "NOOP"):
                 send(c, b"250-2.1.0 first line\r\n250 2.1.0 Ok\r\n")
             elif verb == "RCPT":
