@@ -213,6 +213,9 @@ spawn(struct master *m, char kind)
 		(void)close(self_pipe[0]);
 		(void)close(self_pipe[1]);
 		m->rt.slot = slot;
+		/* only workers count as idle/busy in the scoreboard */
+		if (kind != 'W')
+			__atomic_store_n(&m->rt.scoreboard[slot], 'X', __ATOMIC_RELAXED);
 		m->rt.pass_fd = -1;
 		if (kind == 'C') {
 			m->rt.pass_fd = m->pass[0];
