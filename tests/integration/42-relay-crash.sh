@@ -11,10 +11,10 @@
 rl_need_relay
 
 T=$(tw_tmpdir)
-SH=27301
-RP=27300
+SH=27321
+RP=27320
 N=${RL_CRASH_N:-500}
-KILLS=${RL_CRASH_KILLS:-4}
+KILLS=${RL_CRASH_KILLS:-6}
 rl_smarthost_start sh $SH || { tw_fail "smarthost start"; tw_summary; exit 1; }
 MD=$T/sh/mail/user
 rl_conf "$T/relay.conf" "listen=127.0.0.1:$RP" "smarthost=[localhost]:$SH" \
@@ -70,7 +70,8 @@ python3 "$T/client.py" $RP "$N" "$T/acked" &
 CLIENT=$!
 tw_cleanup_add "kill $CLIENT 2>/dev/null"
 k=0
-while [ $k -lt "$KILLS" ] && kill -0 $CLIENT 2>/dev/null; do
+# the kills go on after the client is done: deliveries are then in flight
+while [ $k -lt "$KILLS" ]; do
 	sleep "0.$(( (RANDOM % 9) + 3 ))"
 	rl_kill9 relay
 	k=$((k + 1))

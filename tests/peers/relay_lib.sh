@@ -77,6 +77,10 @@ rl_start() {
 	rl__name=${2:-relay}
 	rl__ep=$(sed -n 's/^listen = //p' "$rl__conf" | head -n 1 | cut -d, -f1 | tr -d ' ')
 	rl__port=${rl__ep##*:}
+	if tw_listening 127.0.0.1 "$rl__port"; then
+		echo "rl_start: 127.0.0.1:$rl__port is already in use (a leftover process?)" >&2
+		return 1
+	fi
 	setsid "$TW_RELAY" -f -c "$rl__conf" >>"$TW_TMP/$rl__name.log" 2>&1 </dev/null &
 	rl__pid=$!
 	echo "$rl__pid" >"$TW_TMP/$rl__name.pid"
