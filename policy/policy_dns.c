@@ -5,6 +5,7 @@
  */
 #include <ares.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,17 @@ struct policy_dns {
 	ares_channel	 channel;
 	int		 pending;
 };
+
+/* ares_library_init() is not thread safe: run it once per process (the
+ * milter opens channels from several threads) and never clean up. */
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_rc = ARES_SUCCESS;	/* written once, inside pthread_once */
+
+static void
+lib_init(void)
+{
+	lib_rc = ares_library_init(ARES_LIB_INIT_ALL);
+}
 
 struct dns_query {
 	struct policy_dns	*dns;
@@ -63,13 +75,12 @@ policy_dns_open(const char *servers, unsigned timeout_ms, unsigned tries,
 	int rc;
 
 	*out = NULL;
-	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
-		snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
+	if (pthread_once(&lib_once, lib_init) != 0 || lib_rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares init: %s", ares_strerror(lib_rc));
 		return -1;
 	}
 	if ((dns = calloc(1, sizeof(*dns))) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		ares_library_cleanup();
 		return -1;
 	}
 	memset(&opt, 0, sizeof(opt));
@@ -85,7 +96,6 @@ policy_dns_open(const char *servers, unsigned timeout_ms, unsigned tries,
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		free(dns);
-		ares_library_cleanup();
 		return -1;
 	}
 	if (servers != NULL && strcmp(servers, "system") != 0) {
@@ -97,7 +107,6 @@ policy_dns_open(const char *servers, unsigned timeout_ms, unsigned tries,
 			    "empty or too long" : ares_strerror(rc));
 			ares_destroy(dns->channel);
 			free(dns);
-			ares_library_cleanup();
 			return -1;
 		}
 	}
@@ -112,7 +121,6 @@ policy_dns_close(struct policy_dns *dns)
 		return;
 	ares_destroy(dns->channel);	/* callbacks see ARES_EDESTRUCTION */
 	free(dns);
-	ares_library_cleanup();
 }
 
 static void
