@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,17 @@ spf_log_quiet(const char *file, int line, const char *msg)
 	(void)msg;
 }
 
+/* libspf2's message handlers are process globals: set them once. */
+static pthread_once_t spf_handlers_once = PTHREAD_ONCE_INIT;
+
+static void
+spf_handlers_init(void)
+{
+	SPF_warning_handler = spf_log_warning;
+	SPF_info_handler = spf_log_quiet;
+	SPF_debug_handler = spf_log_quiet;
+}
+
 static enum policy_spf_result
 map_result(SPF_result_t r)
 {
@@ -457,9 +469,7 @@ policy_spf_check(const struct policy_spf_config *sc, struct policy_dns *dns,
 	clean(domain, sizeof(domain), at ? at + 1 : (sender[0] ? sender : helo));
 	clean(hs, sizeof(hs), helo);
 
-	SPF_warning_handler = spf_log_warning;
-	SPF_info_handler = spf_log_quiet;
-	SPF_debug_handler = spf_log_quiet;
+	(void)pthread_once(&spf_handlers_once, spf_handlers_init);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.dns = dns;
