@@ -4,6 +4,7 @@
  * increments from several processes. (Redis is covered by
  * tests/integration/30-policy-store.sh against a real redis-server.)
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -183,6 +184,40 @@ TEST(fork_concurrent_incr)
 	policy_store_close(st);
 }
 
+/* The milter shares one handle between its threads. */
+static void *
+thread_incr(void *arg)
+{
+	struct policy_store *st = arg;
+	long bad = 0;
+	int k;
+
+	for (k = 0; k < 300; k++)
+		if (policy_store_incr(st, "t", 1, 0, 0, NULL) != STORE_OK)
+			bad++;
+	return (void *)bad;
+}
+
+TEST(threads_share_handle)
+{
+	char dir[64];
+	pthread_t th[8];
+	long long v = 0;
+	void *ret;
+	int i;
+	struct policy_store *st = open_tmp(dir, sizeof(dir));
+
+	for (i = 0; i < 8; i++)
+		EXPECT_INT(pthread_create(&th[i], NULL, thread_incr, st), 0);
+	for (i = 0; i < 8; i++) {
+		EXPECT_INT(pthread_join(th[i], &ret), 0);
+		EXPECT_INT((long)ret, 0);
+	}
+	EXPECT_INT(policy_store_incr(st, "t", 0, 0, 0, &v), STORE_OK);
+	EXPECT_INT(v, 2400);
+	policy_store_close(st);
+}
+
 TEST(long_key)
 {
 	char dir[64], key[600];
@@ -241,6 +276,7 @@ main(void)
 	RUN(expiry_and_purge);
 	RUN(refresh_keeps_counter_alive);
 	RUN(fork_concurrent_incr);
+	RUN(threads_share_handle);
 	RUN(long_key);
 	RUN(map_full);
 	return unit_done();
