@@ -54,6 +54,46 @@ tw_backend_start be 26159 proxy
 tw_swaks_expect "backend started: delivered" "250 2\.0\.0" --server 127.0.0.1:25150 $SW
 tw_check "message in the maildir" tw_wait_maildir "$T/be/mail/user" 1 15
 
+# --- the real backend's smtpd is killed (-9) in the middle of DATA -----------
+n0=$(tw_maildir_count "$T/be/mail/user")
+tw_chat 127.0.0.1 25150 >"$T/kill9.out" 2>&1 <<'EOF2' &
+< 220
+> EHLO client.example.org
+< 250 
+> MAIL FROM:<killed@example.org>
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+> Subject: tw smtpd killed
+>
+> first part
+sleep 2
+> second part
+> .
+< 4[0-9][0-9] 4\.[0-9]\.[0-9]
+EOF2
+CH=$!
+if tw_wait_file_grep "$T/kill9.out" '^S: 354' 10; then
+	mpid=$(tr -dc 0-9 <"$T/be/queue/pid/master.pid")
+	spids=$(ps -o pid=,args= --ppid "$mpid" | awk '$2 ~ /smtpd/ { print $1 }')
+	# shellcheck disable=SC2086
+	[ -n "$spids" ] && kill -9 $spids
+fi
+if wait $CH; then
+	tw_ok "backend smtpd killed mid-DATA: 4xx at end of data"
+else
+	tw_fail "backend smtpd killed mid-DATA: 4xx at end of data" "$(tail -n 1 "$T/kill9.out")"
+	tail -n 6 "$T/kill9.out" | sed 's/^/    | /'
+fi
+sleep 1
+tw_check "nothing from the killed session reached the maildir" sh -c \
+	"[ \$(find '$T/be/mail/user/new' -type f | wc -l) -eq $n0 ]"
+tw_swaks_expect "the next message goes through (new backend connection)" "250 2\.0\.0" \
+	--server 127.0.0.1:25150 $SW
+tw_check "and is delivered" tw_wait_maildir "$T/be/mail/user" $((n0 + 1)) 15
+
 # --- the backend is stopped while the gate runs -----------------------------
 tw_backend_stop be
 tw_swaks_expect "backend stopped: 451 4.4.1, never 250" "451 4\.4\.1" --server 127.0.0.1:25150 $SW
