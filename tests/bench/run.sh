@@ -45,6 +45,9 @@ workers_min = $SESS
 workers_max = 64
 message_size_limit = 10M
 max_recipients = 100
+store = lmdb:$1.lmdb
+greylist_action = ignore
+spf_action = ignore
 CONF
 }
 
