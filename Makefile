@@ -46,20 +46,25 @@ $(POLICY_A): $(call obj,$(POLICY_SRC)) | $(LIB_A)
 	@rm -f $@; ar rcs $@ $^
 
 $(B)/tailwart-gate: $(call obj,$(GATE_SRC)) $(POLICY_A) $(LIB_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(GATE_SRC)) $(POLICY_A) $(LIB_A) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(GATE_SRC)) $(POLICY_A) $(LIB_A) $(PKG_LIBS)
 $(B)/tailwart-relay: $(call obj,$(RELAY_SRC)) $(POLICY_A) $(LIB_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(RELAY_SRC)) $(POLICY_A) $(LIB_A) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(RELAY_SRC)) $(POLICY_A) $(LIB_A) $(PKG_LIBS)
 $(B)/tailwart-milter: $(call obj,$(MILTER_SRC)) $(POLICY_A) $(LIB_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(MILTER_SRC)) $(POLICY_A) $(LIB_A) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(MILTER_SRC)) $(POLICY_A) $(LIB_A) $(PKG_LIBS)
 
 # Unit tests link lib/ and policy/ (and may include a program's .c directly
 # to test its static functions).
 $(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(POLICY_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(POLICY_A) $(LIB_A) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(POLICY_A) $(LIB_A) $(PKG_LIBS)
 $(B)/tests/%: tests/helpers/%.c $(POLICY_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(POLICY_A) $(LIB_A) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(POLICY_A) $(LIB_A) $(PKG_LIBS)
 
 # Install what is missing on Debian 12 (root), once.
 deps:
