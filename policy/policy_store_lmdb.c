@@ -45,6 +45,8 @@ struct lmdb_store {
 	MDB_dbi		 dbi;
 	pid_t		 pid;
 	pthread_mutex_t	 lock;		/* guards reopen only */
+	time_t		 last_log;	/* errors are logged once a second */
+	unsigned long	 suppressed;
 };
 
 static int
@@ -135,10 +137,27 @@ live(const MDB_val *v, time_t now)
 	return exp == 0 || exp > now;
 }
 
+/* A full or broken store fails every call: log once a second, with the
+ * number of errors not logged. */
 static void
-lmdb_log(const struct lmdb_store *ls, const char *op, int rc)
+lmdb_log(struct lmdb_store *ls, const char *op, int rc)
 {
-	log_warn("store error=\"lmdb %s %s: %s\"", ls->path, op, mdb_strerror(rc));
+	time_t now = time(NULL);
+	unsigned long suppressed;
+
+	if (pthread_mutex_lock(&ls->lock) != 0)
+		return;
+	if (now == ls->last_log) {
+		ls->suppressed++;
+		(void)pthread_mutex_unlock(&ls->lock);
+		return;
+	}
+	ls->last_log = now;
+	suppressed = ls->suppressed;
+	ls->suppressed = 0;
+	(void)pthread_mutex_unlock(&ls->lock);
+	log_warn("store error=\"lmdb %s %s: %s\" suppressed=%lu", ls->path, op,
+	    mdb_strerror(rc), suppressed);
 }
 
 static int
@@ -424,17 +443,53 @@ purge_txn(struct lmdb_store *ls, MDB_txn *txn, time_t now, int *rcp)
 	return n;
 }
 
+/* Purge in batches of PURGE_BATCH scanned records per write transaction,
+ * so the writer lock is never held for a whole scan of a big store. */
+#define PURGE_BATCH	2000
+
 struct purge_arg {
 	unsigned long	 n;
+	time_t		 now;
+	unsigned char	 resume[512];	/* first key of the next batch */
+	size_t		 resume_len;	/* 0: start at the beginning */
+	int		 done;
 };
 
 static int
 do_purge(struct lmdb_store *ls, MDB_txn *txn, void *a)
 {
 	struct purge_arg *pa = a;
-	int rc;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, scanned = 0;
 
-	pa->n = purge_txn(ls, txn, time(NULL), &rc);
+	if ((rc = mdb_cursor_open(txn, ls->dbi, &cur)) != 0)
+		return rc;
+	if (pa->resume_len > 0) {
+		k.mv_data = pa->resume;
+		k.mv_size = pa->resume_len;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	} else
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0 && scanned++ < PURGE_BATCH) {
+		if (!live(&v, pa->now)) {
+			if ((rc = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			pa->n++;
+		}
+		/* after a delete LMDB's cursor rests on the following record
+		 * and MDB_NEXT returns it (C_DEL), so nothing is skipped */
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == 0 && k.mv_size <= sizeof(pa->resume)) {
+		memcpy(pa->resume, k.mv_data, k.mv_size);
+		pa->resume_len = k.mv_size;
+	} else if (rc == MDB_NOTFOUND) {
+		pa->done = 1;
+		rc = 0;
+	} else if (rc == 0)
+		pa->done = 1;	/* a key too long to resume from: stop here */
+	mdb_cursor_close(cur);
 	return rc;
 }
 
@@ -442,10 +497,15 @@ static enum policy_store_status
 lmdb_purge(struct policy_store *st, unsigned long *removed)
 {
 	struct lmdb_store *ls = st->impl;
-	struct purge_arg pa = { 0 };
-	enum policy_store_status s = lmdb_write(ls, do_purge, &pa);
+	struct purge_arg pa;
+	enum policy_store_status s = STORE_OK;
 	MDB_env *env;
+	int batches = 0;
 
+	memset(&pa, 0, sizeof(pa));
+	pa.now = time(NULL);
+	while (!pa.done && s == STORE_OK && batches++ < 1000000)
+		s = lmdb_write(ls, do_purge, &pa);
 	*removed = pa.n;
 	if (s == STORE_OK && (env = lmdb_env(ls)) != NULL &&
 	    mdb_env_sync(env, 1) != 0)

@@ -135,6 +135,36 @@ TEST(expiry_and_purge)
 	policy_store_close(st);
 }
 
+/* Many consecutive expired records, live ones between, more than one
+ * purge batch: every expired one goes, every live one stays. */
+TEST(purge_batches)
+{
+	char dir[64], key[32], buf[16];
+	unsigned long removed = 0;
+	int i, live = 0;
+	struct policy_store *st = open_tmp(dir, sizeof(dir));
+
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "p%05d", i);
+		EXPECT_INT(policy_store_set(st, key, "x", 1, i % 7 == 0 ? 0 : 1, 0),
+		    STORE_OK);
+	}
+	sleep(2);
+	EXPECT_INT(policy_store_purge(st, &removed), STORE_OK);
+	for (i = 0; i < 5000; i++)
+		if (i % 7 != 0)
+			live++;
+	EXPECT_INT(removed, live);
+	for (i = 0; i < 5000; i += 7) {
+		snprintf(key, sizeof(key), "p%05d", i);
+		EXPECT_INT(policy_store_get(st, key, buf, sizeof(buf), NULL, NULL),
+		    STORE_OK);
+	}
+	EXPECT_INT(policy_store_purge(st, &removed), STORE_OK);
+	EXPECT_INT(removed, 0);
+	policy_store_close(st);
+}
+
 TEST(refresh_keeps_counter_alive)
 {
 	char dir[64], buf[32];
@@ -274,6 +304,7 @@ main(void)
 	RUN(incr_clamp);
 	RUN(incr_many);
 	RUN(expiry_and_purge);
+	RUN(purge_batches);
 	RUN(refresh_keeps_counter_alive);
 	RUN(fork_concurrent_incr);
 	RUN(threads_share_handle);
