@@ -38,6 +38,8 @@ struct redis_store {
 	redisContext	*ctx;
 	pid_t		 pid;
 	time_t		 last_fail;
+	time_t		 last_log;	/* error replies logged once a second */
+	unsigned long	 suppressed;
 	pthread_mutex_t	 lock;
 };
 
@@ -162,8 +164,14 @@ redis_check(struct redis_store *rs, redisReply *r)
 		redis_drop(rs, NULL);
 		return NULL;
 	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		log_warn("store error=\"redis: %.200s\"", r->str);
+	if (r->type == REDIS_REPLY_ERROR) {	/* OOM, READONLY, ...: per call */
+		if (rs->last_log != time(NULL)) {
+			rs->last_log = time(NULL);
+			log_warn("store error=\"redis: %.200s\" suppressed=%lu",
+			    r->str, rs->suppressed);
+			rs->suppressed = 0;
+		} else
+			rs->suppressed++;
 		freeReplyObject(r);
 		return NULL;
 	}
