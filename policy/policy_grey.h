@@ -16,7 +16,8 @@
  *
  * Sender normalization (policy_grey_normalize): lowercase; BATV
  * "prvs=TAG=user" (also msprvs1=) and SRS0/SRS1 rewritten to the original
- * address; "+ext" stripped from the local part. The null sender stays "".
+ * address; "+ext" stripped from the local part. The null sender stays "". The
+ * recipient is only lowercased (its +ext is a different mailbox).
  *
  * State lives in the store: "g:t:<sha256 of the triplet>" = "FIRST PASSED"
  * and "g:a:<network>" = pass count. `now` is passed in so decisions are

@@ -17,8 +17,11 @@
  * by the first event, so the limit N admits exactly N events per window
  * and refuses event N+1. Concurrency is a counter incremented by
  * policy_rate_connect() and decremented by policy_rate_disconnect(); it
- * carries an expiry (rate_concurrency_ttl, refreshed on each connect) so a
- * crashed worker cannot leak a slot forever.
+ * carries an expiry (rate_limit_concurrency_ttl, refreshed on each
+ * connect) so a crashed worker cannot leak a slot forever. A client over
+ * its error limit is also refused at connect for the rest of that window.
+ * The IP and network counters of one kind are updated together (one LMDB
+ * transaction, one Redis round trip).
  *
  * Replies: conn/concurrency/err limits 421 4.7.0 (caller closes), msg
  * 451 4.7.1, rcpt 452 4.5.3. A store failure gives POLICY_PASS (fail open)
@@ -80,8 +83,10 @@ const struct policy_rate_spec *policy_rate_lookup(
 	    const struct policy_rate_config *rc, const struct sockaddr_storage *ss);
 
 /* Session start: counts the connection (per IP and net) and takes a
- * concurrency slot. On a refusal the slot is given back. PASS means the
- * caller owes exactly one policy_rate_disconnect() at session end. */
+ * concurrency slot. On a refusal the slot is given back. PASS (also a
+ * would-be refusal under rate_limit_action = log) means the caller owes
+ * exactly one policy_rate_disconnect() at session end; SKIP (action
+ * ignore) and refusals owe nothing. */
 enum policy_verdict policy_rate_connect(const struct policy_rate_config *rc,
 	    struct policy_store *st, const struct sockaddr_storage *ss,
 	    struct policy_result *res);

@@ -17,15 +17,20 @@
  *
  * Processes and threads: a handle remembers the pid that opened it. Used
  * in a child after fork(), it notices and opens its own LMDB environment
- * or Redis connection (the inherited one is abandoned, never used or
- * closed: LMDB forbids sharing an MDB_env across fork). So the master may
+ * or Redis connection (an inherited MDB_env is abandoned, never used or
+ * closed: LMDB forbids sharing one across fork; an inherited Redis socket
+ * is closed in the child without a word on the wire). So the master may
  * open the store (as root, creating the file) before forking workers. A
  * handle is safe to share between threads (the milter): LMDB runs with
  * MDB_NOTLS, the Redis connection is behind a mutex.
  *
  * LMDB is opened with MDB_NOSYNC: counters and greylist state survive a
- * process restart (page cache), an OS crash may lose the last seconds.
- * policy_store_purge() also flushes (mdb_env_sync); call it periodically.
+ * process restart (page cache); an OS crash may lose the writes since the
+ * last flush (and on a filesystem that reorders writes may damage the
+ * file: it holds only counters, greylist and cache state, so deleting it
+ * is the cure). policy_store_purge() removes expired records in batches
+ * and flushes (mdb_env_sync): call it periodically (the master does).
+ * A write that finds the map full purges expired records and retries once.
  *
  * Return values: enum policy_store_status; STORE_ERROR means the backend
  * failed (down, full, corrupt): the caller applies its failure policy
