@@ -75,10 +75,10 @@ policy_store_get(struct policy_store *st, const char *key, void *val,
 	char k[STORE_KEY_MAX];
 	size_t dummy;
 
-	if (full_key(st, key, k, sizeof(k)) < 0)
-		return STORE_ERROR;
 	if (expires != NULL)
 		*expires = 0;
+	if (st == NULL || full_key(st, key, k, sizeof(k)) < 0)
+		return STORE_ERROR;
 	return st->ops->get(st, k, val, cap, len ? len : &dummy, expires);
 }
 
@@ -88,7 +88,7 @@ policy_store_set(struct policy_store *st, const char *key, const void *val,
 {
 	char k[STORE_KEY_MAX];
 
-	if (len > STORE_VAL_MAX || full_key(st, key, k, sizeof(k)) < 0)
+	if (st == NULL || len > STORE_VAL_MAX || full_key(st, key, k, sizeof(k)) < 0)
 		return STORE_ERROR;
 	return st->ops->set(st, k, val, len, ttl, flags);
 }
@@ -110,8 +110,10 @@ policy_store_incr_many(struct policy_store *st, const char *const *keys,
 	long long dummy[STORE_MULTI_MAX];
 	size_t i;
 
-	if (n == 0 || n > STORE_MULTI_MAX)
-		return n == 0 ? STORE_OK : STORE_ERROR;
+	if (st == NULL || n > STORE_MULTI_MAX)
+		return STORE_ERROR;
+	if (n == 0)
+		return STORE_OK;
 	for (i = 0; i < n; i++) {
 		if (full_key(st, keys[i], k[i], sizeof(k[i])) < 0)
 			return STORE_ERROR;
@@ -125,7 +127,7 @@ policy_store_del(struct policy_store *st, const char *key)
 {
 	char k[STORE_KEY_MAX];
 
-	if (full_key(st, key, k, sizeof(k)) < 0)
+	if (st == NULL || full_key(st, key, k, sizeof(k)) < 0)
 		return STORE_ERROR;
 	return st->ops->del(st, k);
 }
@@ -135,6 +137,8 @@ policy_store_purge(struct policy_store *st, unsigned long *removed)
 {
 	unsigned long dummy;
 
+	if (st == NULL)
+		return STORE_ERROR;
 	return st->ops->purge(st, removed ? removed : &dummy);
 }
 
@@ -142,7 +146,7 @@ int
 policy_store_chown(struct policy_store *st, uid_t uid, gid_t gid, char *err,
     size_t errlen)
 {
-	if (st->ops->chown == NULL)
+	if (st == NULL || st->ops->chown == NULL)
 		return 0;
 	return st->ops->chown(st, uid, gid, err, errlen);
 }

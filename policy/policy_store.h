@@ -34,7 +34,9 @@
  *
  * Return values: enum policy_store_status; STORE_ERROR means the backend
  * failed (down, full, corrupt): the caller applies its failure policy
- * (fail open or tempfail). Nothing here exits or aborts.
+ * (fail open or tempfail). A NULL handle is a store that is down
+ * (STORE_ERROR), so checks given no store follow store_failure. Nothing
+ * here exits or aborts.
  */
 #ifndef POLICY_STORE_H
 #define POLICY_STORE_H

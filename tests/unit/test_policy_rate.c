@@ -238,6 +238,10 @@ TEST(store_down)
 	EXPECT_INT(r.code, 451);
 	EXPECT_STR(r.enh, "4.3.0");
 	policy_store_close(st);
+	/* no store at all behaves like a dead one */
+	EXPECT_INT(policy_rate_msg(&rc, NULL, &a, &r), POLICY_TEMPFAIL);
+	rc.on_store_error = POLICY_FAIL_OPEN;
+	EXPECT_INT(policy_rate_connect(&rc, NULL, &a, &r), POLICY_PASS);
 	policy_rate_free(&rc);
 }
 
