@@ -51,6 +51,7 @@ struct master {
 	struct child		*kids;
 	size_t			 nkids;
 	unsigned char		*slot_used;	/* master-side: slot taken */
+	int			 store_wanted;	/* children open the policy store */
 	int			 pass[2];	/* screen -> workers (SOCK_SEQPACKET) */
 	uid_t			 uid;
 	gid_t			 gid;
@@ -135,17 +136,22 @@ has_passthrough(const struct gate_settings *cfg)
 	return 0;
 }
 
-/* Open the policy store as root before forking (LMDB: create the parent
- * directory and hand the files to the workers' user). NULL when no check
- * needs it; -1 on error. */
+/* Prepare the policy store as root before forking: open it once (LMDB:
+ * create the parent directory and the files and hand them to the workers'
+ * user; Redis: check that it answers), then close it. Each child opens its
+ * own handle after dropping privileges (an LMDB environment must never
+ * cross a fork). *out stays NULL when no check needs the store. */
 static int
-open_store(const struct gate_settings *cfg, uid_t uid, gid_t gid, struct policy_store **out,
+prepare_store(const struct gate_settings *cfg, uid_t uid, gid_t gid, int *wanted,
     char *err, size_t errlen)
 {
+	struct policy_store *st = NULL;
+	struct policy_store **out = &st;
+
 	const struct policy_config *pc = &cfg->policy;
 	const char *path = NULL;
 
-	*out = NULL;
+	*wanted = 0;
 	if (!gate_policy_needs_store(cfg))
 		return 0;
 	if (strncmp(pc->store, "lmdb:", 5) == 0) {
@@ -173,6 +179,8 @@ open_store(const struct gate_settings *cfg, uid_t uid, gid_t gid, struct policy_
 			return -1;
 		}
 	}
+	policy_store_close(st);
+	*wanted = 1;
 	return 0;
 }
 
@@ -230,6 +238,13 @@ spawn(struct master *m, char kind)
 		gate_sig_term = 0;
 		if (gate_priv_drop(m->uid, m->gid) != 0)
 			fatal("cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
+		m->rt.store = NULL;
+		if (m->store_wanted && kind != 'P') {
+			char serr[512];
+			if (policy_store_open(m->cfg->policy.store, m->cfg->policy.store_prefix,
+			    &m->rt.store, serr, sizeof(serr)) != 0)
+				fatal("store %s: %s", m->cfg->policy.store, serr);
+		}
 		/* each child keeps only the listeners it serves */
 		for (size_t i = 0; i < m->cfg->nlisteners; i++) {
 			struct gate_listener *l = &m->cfg->listeners[i];
@@ -402,8 +417,8 @@ reload(struct master *m)
 		return;
 	}
 	{
-		struct policy_store *st = NULL;
-		if (open_store(n, uid, gid, &st, err, sizeof(err)) != 0) {
+		int wanted = 0;
+		if (prepare_store(n, uid, gid, &wanted, err, sizeof(err)) != 0) {
 			log_err("reload refused: %s", err);
 			gate_config_free(n);
 			free(n);
@@ -411,9 +426,7 @@ reload(struct master *m)
 				SSL_CTX_free(tls);
 			return;
 		}
-		if (m->rt.store)
-			policy_store_close(m->rt.store);
-		m->rt.store = st;
+		m->store_wanted = wanted;
 	}
 	if (bind_listeners(n, m->cfg) != 0) {
 		log_err("reload refused: cannot bind listeners");
@@ -533,7 +546,6 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	struct sigaction sa;
 	char err[1024] = "";
 	int sigs[] = { SIGHUP, SIGCHLD, SIGUSR1, SIGTERM, SIGINT };
-	long long next_purge = 0;
 
 	(void)foreground;
 	memset(&m, 0, sizeof(m));
@@ -553,7 +565,7 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 		log_warn("not started as root: workers keep uid %ld", (long)geteuid());
 	if (*cfg->tls_cert && (m.rt.tls = make_tls(cfg, err, sizeof(err))) == NULL)
 		fatal("%s", err);
-	if (open_store(cfg, m.uid, m.gid, &m.rt.store, err, sizeof(err)) != 0)
+	if (prepare_store(cfg, m.uid, m.gid, &m.store_wanted, err, sizeof(err)) != 0)
 		fatal("%s", err);
 	if (bind_listeners(cfg, NULL) != 0)
 		fatal("cannot bind listeners");
@@ -601,18 +613,8 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 			reload(&m);
 		}
 		maintain_pool(&m);
-		if (m.rt.store != NULL && mono_ms() >= next_purge) {
-			unsigned long removed = 0;
-			next_purge = mono_ms() + 600000;
-			if (policy_store_purge(m.rt.store, &removed) != STORE_OK)
-				log_warn("store purge failed");
-			else if (removed > 0)
-				log_info("store purge removed=%lu", removed);
-		}
 	}
 	drain(&m);
-	if (m.rt.store != NULL)
-		policy_store_close(m.rt.store);
 	if (*m.cfg->pid_file)
 		(void)unlink(m.cfg->pid_file);
 	log_info("stopped");

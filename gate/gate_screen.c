@@ -190,6 +190,7 @@ sc_pass(struct screen *sc, struct sc_conn **slot)
 	memcpy(p.bytes, c->buf, c->blen);
 	p.nbytes = (unsigned)c->blen;
 	memset(&msg, 0, sizeof(msg));
+	memset(&cm, 0, sizeof(cm));
 	iov.iov_base = &p;
 	iov.iov_len = sizeof(p);
 	msg.msg_iov = &iov;
@@ -420,7 +421,10 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 		socklen_t sl = sizeof(peer);
 		struct sc_conn *c;
 		size_t slot;
-		int fd = accept4(l->fd, (struct sockaddr *)&peer, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd;
+
+		memset(&peer, 0, sizeof(peer));
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
 			return;
@@ -503,7 +507,7 @@ gate_screen_main(struct gate_runtime *rt)
 	struct sigaction sa;
 	struct pollfd *pfd;
 	size_t npfd;
-	long long stop_deadline = 0;
+	long long stop_deadline = 0, next_purge = sc_now() + 60000;
 	char err[256];
 
 	memset(&sc, 0, sizeof(sc));
@@ -586,6 +590,16 @@ gate_screen_main(struct gate_runtime *rt)
 					if (rt->cfg->listeners[j].fd == pfd[i].fd)
 						sc_accept(&sc, &rt->cfg->listeners[j]);
 		sc_tick(&sc);
+		if (rt->store != NULL && sc_now() >= next_purge) {
+			/* the store's expired entries: the screen is the one
+			 * long-lived process that can afford it */
+			unsigned long removed = 0;
+			next_purge = sc_now() + 600000;
+			if (policy_store_purge(rt->store, &removed) != STORE_OK)
+				log_warn("store purge failed");
+			else if (removed > 0)
+				log_info("store purge removed=%lu", removed);
+		}
 	}
 	for (size_t i = 0; i < sc.max; i++)
 		if (sc.conns[i] != NULL && !sc.conns[i]->dead)
@@ -595,6 +609,8 @@ gate_screen_main(struct gate_runtime *rt)
 	for (size_t i = 0; i < sc.max; i++)
 		if (sc.conns[i] != NULL)
 			sc_close(&sc, &sc.conns[i], NULL, 0);
+	if (rt->store != NULL)
+		policy_store_close(rt->store);
 	free(sc.conns);
 	free(pfd);
 	exit(0);

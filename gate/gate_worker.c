@@ -219,5 +219,9 @@ gate_worker_main(struct gate_runtime *rt)
 			log_debug("close: %s", strerror(errno));
 		served++;
 	}
+	if (rt->store != NULL)
+		policy_store_close(rt->store);
+	if (rt->dns != NULL)
+		policy_dns_close(rt->dns);
 	exit(0);
 }
