@@ -95,9 +95,7 @@ struct spf_eval {
 	const char		*over_why;
 	char			 hosts[SPF_HOSTS_MAX][256];	/* MX/PTR targets */
 	int			 nhosts;
-	char			 exp_name[256];	/* exp= of the top record */
-	char			 exp_txt[512];	/* its TXT, unexpanded */
-	int			 fetching;	/* 1 top record, 2 exp= */
+	char			 exp_txt[512];	/* exp= TXT, unexpanded */
 };
 
 static long long
@@ -125,26 +123,6 @@ host_add(struct spf_eval *ev, const char *name)
 {
 	if (ev->nhosts < SPF_HOSTS_MAX && strlen(name) < sizeof(ev->hosts[0]))
 		snprintf(ev->hosts[ev->nhosts++], sizeof(ev->hosts[0]), "%s", name);
-}
-
-/* Remember "exp=NAME" of the top-level record (RFC 7208 6.2). */
-static void
-find_exp(struct spf_eval *ev, const char *txt)
-{
-	const char *p;
-	size_t n;
-
-	if (strncasecmp(txt, "v=spf1", 6) != 0 || (txt[6] != ' ' && txt[6] != '\0'))
-		return;
-	for (p = txt; (p = strcasestr(p, " exp=")) != NULL; p += 5) {
-		n = strcspn(p + 5, " ");
-		if (n > 0 && n < sizeof(ev->exp_name) &&
-		    memchr(p + 5, '%', n) == NULL) {
-			memcpy(ev->exp_name, p + 5, n);
-			ev->exp_name[n] = '\0';
-			return;
-		}
-	}
 }
 
 struct fill {
@@ -212,11 +190,6 @@ fill_rr(void *arg, const struct policy_dns_rr *r)
 		if (policy_dns_txt(r->rdata, r->rdlen, f->rr->rr[f->cnt]->txt,
 		    need) < 0)
 			return 0;	/* malformed string: skip the RR */
-		if (f->ev->fetching == 1)
-			find_exp(f->ev, f->rr->rr[f->cnt]->txt);
-		else if (f->ev->fetching == 2 && f->ev->exp_txt[0] == '\0')
-			snprintf(f->ev->exp_txt, sizeof(f->ev->exp_txt), "%s",
-			    f->rr->rr[f->cnt]->txt);
 		break;
 	}
 	if (r->ttl < f->ttl)
@@ -247,13 +220,7 @@ spf_layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 	/* RFC 7208 4.6.4: count the terms that cause DNS queries. The first
 	 * TXT is the record itself; A/AAAA for names an MX or PTR answer
 	 * gave us are part of that mx/ptr term. */
-	ev->fetching = 0;
-	if (type == ns_t_txt && ev->txt_seen == 0)
-		ev->fetching = 1;
-	else if (type == ns_t_txt && ev->exp_name[0] != '\0' &&
-	    strcasecmp(domain, ev->exp_name) == 0)
-		ev->fetching = 2;	/* the explanation: not a term */
-	if (type == ns_t_txt && ev->fetching != 2)
+	if (type == ns_t_txt)	/* exp= comes through spf_layer_get_exp */
 		counted = ev->txt_seen++ > 0;
 	else if (type == ns_t_mx || type == ns_t_ptr)
 		counted = 1;
@@ -329,6 +296,53 @@ spf_layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 		}
 	}
 	return rr;
+}
+
+static int
+exp_rr(void *arg, const struct policy_dns_rr *rr)
+{
+	struct spf_eval *ev = arg;
+
+	if (policy_dns_txt(rr->rdata, rr->rdlen, ev->exp_txt,
+	    sizeof(ev->exp_txt)) < 0)
+		ev->exp_txt[0] = '\0';
+	return -1;		/* the first TXT only */
+}
+
+/* libspf2 calls this with the (macro-expanded) exp= domain after a fail.
+ * The lookup is not a term (RFC 7208 6.2: no limit applies); its text is
+ * kept raw for policy_spf_expand(): libspf2 1.2.10 mangles spaces and
+ * macros of explanations. libspf2 passes its own buffer as domain and
+ * output, so the name is copied first. */
+static SPF_errcode_t
+spf_layer_get_exp(SPF_server_t *server, const char *domain, char **bufp,
+    size_t *buflenp)
+{
+	struct spf_eval *ev = server->resolver->hook;
+	char name[256];
+	unsigned char *abuf;
+	size_t alen = 0, need;
+	long long left = ev->deadline - spf_now_ms();
+	char *tmp;
+
+	ev->exp_txt[0] = '\0';
+	if (domain != NULL && strlen(domain) < sizeof(name) && left > 0 &&
+	    (abuf = malloc(SPF_ANSWER_MAX)) != NULL) {
+		memcpy(name, domain, strlen(domain) + 1);
+		if (policy_dns_lookup(ev->dns, name, ns_t_txt, (int)left, abuf,
+		    SPF_ANSWER_MAX, &alen) == DNS_OK)
+			(void)policy_dns_parse(abuf, (int)alen, ns_t_txt, exp_rr, ev);
+		free(abuf);
+	}
+	need = strlen(ev->exp_txt) + 1;
+	if (*bufp == NULL || *buflenp < need) {
+		if ((tmp = realloc(*bufp, need)) == NULL)
+			return SPF_E_NO_MEMORY;
+		*bufp = tmp;
+		*buflenp = need;
+	}
+	memcpy(*bufp, ev->exp_txt, need);
+	return SPF_E_SUCCESS;
 }
 
 static void
@@ -491,6 +505,7 @@ policy_spf_check(const struct policy_spf_config *sc, struct policy_dns *dns,
 	 * never free their resolver (destroy_resolver = 0). */
 	memset(&layer, 0, sizeof(layer));
 	layer.lookup = spf_layer_lookup;
+	layer.get_exp = spf_layer_get_exp;
 	layer.name = "tailwart";
 	layer.hook = &ev;
 	if ((server = SPF_server_new_dns(&layer, 0)) == NULL)

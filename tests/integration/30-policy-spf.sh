@@ -66,6 +66,12 @@ expect "fail: 550 5.7.23 with the default explanation" \
 expect "fail: 550 5.7.23 with the domain's exp= text, macros expanded" \
 	'^reject 550 5\.7\.23 SPF fail: 192\.0\.2\.20 may not send for exp\.spf\.test, see https://spf\.test/why$' \
 	"$C" spf $IP mx.example u@exp.spf.test
+expect "exp= whose name is a macro" \
+	'^reject 550 5\.7\.23 SPF fail: Rejected 192\.0\.2\.20 for expmacro\.spf\.test$' \
+	"$C" spf $IP mx.example u@expmacro.spf.test
+expect "exp= lookup does not count: 10 terms + exp is a fail, not permerror" \
+	'^reject 550 5\.7\.23 SPF fail: 192\.0\.2\.20 may not send for exp10\.spf\.test' \
+	"$C" spf $IP mx.example u@exp10.spf.test
 expect "softfail with spf_softfail=tempfail: 451 4.7.1" \
 	'^tempfail 451 4\.7\.1 SPF softfail for softfail\.spf\.test' "$C" spf $IP mx.example u@softfail.spf.test
 expect "neutral with spf_neutral=log passes" '^pass$' "$C" spf $IP mx.example u@neutral.spf.test
