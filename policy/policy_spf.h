@@ -5,7 +5,10 @@
  * evaluation (libspf2 restarts its count in each include), at most 2 void
  * lookups, a hard cap on queries and a deadline; SERVFAIL/timeouts become
  * temperror and syntax errors permerror (libspf2 reports both as
- * "invalid").
+ * "invalid"). The obsolete SPF RR type (99) is never queried. The exp=
+ * text is fetched through the layer's get_exp hook (not a counted term)
+ * and expanded by policy_spf_expand(), since libspf2 1.2.10 mangles
+ * explanations.
  *
  * The identity is the sender's domain, or the HELO name for the null
  * sender. Each result maps to an action from the config:
