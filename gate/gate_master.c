@@ -145,19 +145,17 @@ static int
 prepare_store(const struct gate_settings *cfg, uid_t uid, gid_t gid, int *wanted,
     char *err, size_t errlen)
 {
-	struct policy_store *st = NULL;
-	struct policy_store **out = &st;
-
 	const struct policy_config *pc = &cfg->policy;
-	const char *path = NULL;
+	struct policy_store *st = NULL;
 
 	*wanted = 0;
 	if (!gate_policy_needs_store(cfg))
 		return 0;
 	if (strncmp(pc->store, "lmdb:", 5) == 0) {
+		/* the directory of the file (an optional ?options suffix aside) */
 		char dir[1024], *slash;
-		path = pc->store + 5;
-		snprintf(dir, sizeof(dir), "%s", path);
+		snprintf(dir, sizeof(dir), "%s", pc->store + 5);
+		dir[strcspn(dir, "?")] = '\0';
 		slash = strrchr(dir, '/');
 		if (slash != NULL && slash != dir) {
 			*slash = '\0';
@@ -167,17 +165,11 @@ prepare_store(const struct gate_settings *cfg, uid_t uid, gid_t gid, int *wanted
 			}
 		}
 	}
-	if (policy_store_open(pc->store, pc->store_prefix, out, err, errlen) != 0)
+	if (policy_store_open(pc->store, pc->store_prefix, &st, err, errlen) != 0)
 		return -1;
-	if (path != NULL && geteuid() == 0) {
-		char lock[1100];
-		snprintf(lock, sizeof(lock), "%s-lock", path);
-		if (chown(path, uid, gid) != 0 || (access(lock, F_OK) == 0 && chown(lock, uid, gid) != 0)) {
-			snprintf(err, errlen, "store %.200s: chown: %s", path, strerror(errno));
-			policy_store_close(*out);
-			*out = NULL;
-			return -1;
-		}
+	if (geteuid() == 0 && policy_store_chown(st, uid, gid, err, errlen) != 0) {
+		policy_store_close(st);
+		return -1;
 	}
 	policy_store_close(st);
 	*wanted = 1;

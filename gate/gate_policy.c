@@ -222,17 +222,22 @@ gate_policy_needs_store(const struct gate_settings *cfg)
 	    (cfg->screen && cfg->pregreet_action != POLICY_IGNORE && cfg->screen_cache_ttl > 0);
 }
 
-/* Received-SPF header value for the message (RFC 7208 §9.1), or -1. */
+/* Received-SPF header line (RFC 7208 §9.1, with CRLF), or -1. */
 int
 gate_policy_received_spf(const struct gate_session *s, char *buf, size_t len)
 {
-	const char *res;
-	int n;
+	size_t n;
 
-	if (s->spf_result < 0 || strpbrk(s->mail_from, "\"\\;") != NULL)
+	if (s->spf_result < 0)
 		return -1;
-	res = policy_spf_result_name((enum policy_spf_result)s->spf_result);
-	n = snprintf(buf, len, "Received-SPF: %s (%s: client-ip %s) client-ip=%s; envelope-from=\"%s\"; helo=%s; receiver=%s;\r\n",
-	    res, s->cfg->hostname, s->peer_ip, s->peer_ip, s->mail_from, s->helo, s->cfg->hostname);
-	return n > 0 && (size_t)n < len ? 0 : -1;
+	if (policy_spf_received((enum policy_spf_result)s->spf_result, s->cfg->hostname, &s->peer,
+	    s->helo, s->mail_from, buf, len - 2) != 0)
+		return -1;
+	n = strlen(buf);
+	if (n < 2 || buf[n - 2] != '\r') {
+		if (n + 3 > len)
+			return -1;
+		memcpy(buf + n, "\r\n", 3);
+	}
+	return 0;
 }

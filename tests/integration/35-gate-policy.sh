@@ -41,7 +41,7 @@ tw_check "redis-server listens" tw_wait_port 127.0.0.1 6390 10
 common="backend=127.0.0.1:26026 resolver=127.0.0.1:5353 dns_timeout=1s
  dnsbl_sites=bl.test=127.0.0.[2..11]*3,wl.test*-5 dnsbl_threshold=3 dnswl_threshold=-1
  greylist_action=enforce greylist_delay=2s greylist_awl_count=0 pregreet_action=enforce pregreet_wait=1s
- spf_fail=reject deny=192.0.2.70 allow=192.0.2.77"
+ spf_fail=reject deny=192.0.2.70 allow=192.0.2.77 received_spf_header=yes"
 # shellcheck disable=SC2086
 tw_gate_conf "$T/gate.conf" listen=$G:25025,[2001:db8::1]:25025 $common \
 	"rate_limit=msg 3/1m" "rate_limit[192.0.2.40/32]=conn 2/1m" \
@@ -71,6 +71,8 @@ expect "retry after greylist_delay: 250 from the backend" "250 2\.0\.0 Ok: .*que
 tw_check "backend logged the real client 192.0.2.10" \
 	tw_wait_file_grep "$T/be/maillog" 'client=[^ ]*\[192\.0\.2\.10\]' 5
 tw_check "the greylisted message is in the mailbox" tw_wait_maildir "$T/be/mail/user" 1 10
+tw_check "received_spf_header: the message carries Received-SPF: pass" \
+	sh -c "grep -rh '^Received-SPF: pass .*client-ip=192.0.2.10' '$T/be/mail/user/new' | grep -q ."
 
 # ---- SPF ---------------------------------------------------------------------
 expect "SPF fail: 550 5.7.23 at MAIL" "550 5\.7\.23" 192.0.2.11 x@fail.spf.test
