@@ -1,6 +1,8 @@
 #!/bin/sh
 # deps.sh - install the build and test dependencies of tailwart on Debian 12.
 #
+#   sh tests/peers/deps.sh [EXTRA_PACKAGE...]
+#
 # Idempotent and fast when everything is present: it asks dpkg-query first
 # and runs apt-get only for what is missing.  Needs root to install; as
 # another user it only reports what is missing and fails.
@@ -14,7 +16,7 @@ PKGS="build-essential pkg-config libssl-dev libc-ares-dev libspf2-dev
 libmilter-dev libopendkim-dev liblmdb-dev libhiredis-dev postfix swaks
 unbound redis-server opendkim opendkim-tools miltertest sasl2-bin
 libsasl2-modules openssl iproute2 procps netcat-openbsd valgrind
-ca-certificates python3 coreutils"
+ca-certificates python3 coreutils $*"
 
 missing=""
 for p in $PKGS; do
