@@ -1103,10 +1103,12 @@ gm_open(struct gate_milter_session *s, struct gm_milter *m, const char **why)
 		memset(&sun, 0, sizeof sun);
 		sun.sun_family = AF_UNIX;
 		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", c->path);
-		m->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* non-blocking: a full backlog must not block the session */
+		m->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (m->fd < 0 || connect(m->fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 			*why = errno == ENOENT ? "no such socket" :
-			    errno == ECONNREFUSED ? "connection refused" : "connect failed";
+			    errno == ECONNREFUSED ? "connection refused" :
+			    errno == EAGAIN ? "milter busy (backlog full)" : "connect failed";
 			return -1;
 		}
 	} else {

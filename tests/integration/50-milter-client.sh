@@ -376,6 +376,19 @@ expect chain '^X-Chain: one'
 stop_bg chain-bad
 stop_bg chain
 
+# a milter on a unix socket
+: >"$T/unix.log"
+bg unix "$TM" -s "unix:$T/tm.sock" -l "$T/unix.log" -H "X-Unix:yes"
+i=0
+while [ ! -S "$T/tm.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+probe unix "unix:$T/tm.sock"
+expect unix '^message continue'
+expect unix '^X-Unix: yes'
+stop_bg unix
+probe unix-missing "unix:$T/nothing.sock"
+expect unix-missing "^connect $TF"
+expect unix-missing 'error="no such socket"'
+
 # ---- 1,000 sessions under ASan: no leak, no error ----------------------------------
 
 ASAN_PROBE=$TW_ROOT/build-asan/tests/milter_probe
