@@ -481,6 +481,13 @@ control_open(const char *spool)
 		(void)close(fd);
 		return -1;
 	}
+	{
+		/* room for bursts of "new" datagrams; a lost one only delays
+		 * a message until the next scan (see control_read) */
+		int sz = 1 << 20;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) != 0)
+			log_warn("scheduler: SO_RCVBUF: %s", strerror(errno));
+	}
 	return fd;
 }
 
@@ -490,8 +497,11 @@ control_read(struct sched *s, int fd, int *rescan)
 	char buf[128];
 	ssize_t n;
 
+	int got = 0;
+
 	for (int i = 0; i < 1000 && (n = recv(fd, buf, sizeof(buf) - 1, 0)) > 0; i++) {
 		buf[n] = '\0';
+		got++;
 		if (strncmp(buf, "new ", 4) == 0 && relay_spool_valid_id(buf + 4)) {
 			struct sched_entry *e = add(s, buf + 4);
 			if (e && e->worker == 0)
@@ -508,6 +518,11 @@ control_read(struct sched *s, int fd, int *rescan)
 			log_info("%s flush requested", buf + 6);
 		}
 	}
+	/* a burst of wake-ups may overflow the socket (the receiver does not
+	 * block on it): while mail is arriving, the directory is scanned
+	 * every second (see relay_sched_run) */
+	if (got > 0)
+		*rescan = 2;
 }
 
 int
@@ -515,7 +530,7 @@ relay_sched_run(const struct relay_config *cfg)
 {
 	struct sched s;
 	int cfd;
-	time_t last_scan = 0;
+	time_t last_scan = 0, last_wake = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
@@ -537,7 +552,7 @@ relay_sched_run(const struct relay_config *cfg)
 		int rescan = 0, timeout = 1000;
 		time_t now = time(NULL);
 
-		if (now - last_scan >= SCHED_SCAN_SECS) {
+		if (now - last_scan >= (now - last_wake < SCHED_SCAN_SECS ? 1 : SCHED_SCAN_SECS)) {
 			scan(&s);
 			last_scan = now;
 		}
@@ -553,8 +568,10 @@ relay_sched_run(const struct relay_config *cfg)
 			break;
 		if (pfd[0].revents & POLLIN)
 			control_read(&s, cfd, &rescan);
-		if (rescan)
+		if (rescan == 1)
 			last_scan = 0;
+		else if (rescan == 2)
+			last_wake = now;
 		if (relay_sig_take(RELAY_SIG_CHLD) || s.nworkers > 0)
 			reap(&s);
 		if (relay_sig_take(RELAY_SIG_TERM))

@@ -733,12 +733,10 @@ relay_spool_remove(const char *dir, enum relay_spool_dir d, const char *id)
 
 	if (relay_pathf(p, sizeof(p), "%s/%s/%s", dir, relay_spool_subdir(d), id) != 0)
 		return -1;
+	/* not fsynced: after a power loss the worst case is a message that
+	 * comes back and is delivered again, never one that is lost */
 	if (unlink(p) != 0 && errno != ENOENT)
 		return -1;
-	if (relay_pathf(p, sizeof(p), "%s/%s", dir, relay_spool_subdir(d)) != 0)
-		return -1;
-	if (relay_fsync_dir(p) != 0)
-		rc = -1;
 	if (relay_pathf(p, sizeof(p), "%s/state/%s", dir, id) != 0)
 		return -1;
 	if (unlink(p) != 0 && errno != ENOENT)
