@@ -132,7 +132,7 @@ gate_backend_open(struct gate_session *s)
 		if (st != SMTP_R_OK || r.code != 250)
 			return backend_fail_open(s, "EHLO after XCLIENT refused");
 	}
-	log_info("%s backend=%s status=connected handoff=%s chunking=%d", s->id, s->be.addr,
+	log_debug("%s backend=%s status=connected handoff=%s chunking=%d", s->id, s->be.addr,
 	    cfg->handoff == HANDOFF_PROXY_V2 ? "proxy-v2" :
 	    cfg->handoff == HANDOFF_XCLIENT ? "xclient" : "none", s->be.caps.chunking);
 	return 0;

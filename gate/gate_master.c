@@ -206,6 +206,7 @@ spawn(struct master *m, char kind)
 	if (pid == 0) {
 		struct sigaction sa;
 
+		log_after_fork();
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = SIG_DFL;
 		sigemptyset(&sa.sa_mask);

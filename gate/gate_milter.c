@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -1584,6 +1585,141 @@ gate_milter_msg_write(const struct gate_milter_msg *m, FILE *out)
 	if (ferror(f))
 		return -1;
 	return 0;
+}
+
+int
+gate_milter_msg_lines(const struct gate_milter_msg *m, gate_milter_line_fn fn,
+    void *arg)
+{
+	char *buf;
+	FILE *f;
+	size_t n, cap = 65536;
+	int rc = 0, bol = 1;
+
+	for (size_t i = 0; i < m->nhdr && rc == 0; i++) {
+		const char *v = m->hdr[i].value, *nl;
+		char *line = NULL;
+		int w;
+
+		/* first line "Name:value", then each folded line on its own */
+		nl = strchr(v, '\n');
+		w = asprintf(&line, "%s:%.*s\r\n", m->hdr[i].name,
+		    (int)(nl ? (size_t)(nl - v) : strlen(v)), v);
+		if (w < 0)
+			return -1;
+		rc = fn(arg, line, (size_t)w, 1);
+		free(line);
+		while (rc == 0 && nl) {
+			const char *start = nl + 1;
+
+			nl = strchr(start, '\n');
+			line = NULL;
+			w = asprintf(&line, "%.*s\r\n",
+			    (int)(nl ? (size_t)(nl - start) : strlen(start)), start);
+			if (w < 0)
+				return -1;
+			rc = fn(arg, line, (size_t)w, 1);
+			free(line);
+		}
+	}
+	if (rc != 0)
+		return rc;
+	if ((m->had_blank || m->body) && (rc = fn(arg, "\r\n", 2, 1)) != 0)
+		return rc;
+	if ((f = gm_body_rewind(m)) == NULL)
+		return m->in == NULL && m->body == NULL ? 0 : -1;
+	if ((buf = malloc(cap)) == NULL)
+		return -1;
+	/* lines up to cap bytes; a longer line goes in pieces */
+	while (rc == 0) {
+		int c = 0;
+
+		n = 0;
+		while (n < cap && (c = getc(f)) != EOF) {
+			buf[n++] = (char)c;
+			if (c == '\n')
+				break;
+		}
+		if (n == 0)
+			break;
+		rc = fn(arg, buf, n, bol);
+		bol = n > 0 && buf[n - 1] == '\n';
+		if (c == EOF)
+			break;
+	}
+	if (rc == 0 && ferror(f))
+		rc = -1;
+	free(buf);
+	return rc;
+}
+
+int
+gate_milter_spool_init(struct gate_milter_spool *sp, size_t mem_limit)
+{
+	int fd;
+
+	memset(sp, 0, sizeof *sp);
+	sp->mem_limit = mem_limit;
+	if (mem_limit > 0 && (fd = memfd_create("tailwart-spool", MFD_CLOEXEC)) >= 0) {
+		if ((sp->f = fdopen(fd, "w+")) != NULL)
+			return 0;
+		if (close(fd) != 0)
+			log_debug("spool memfd close: %s", strerror(errno));
+	}
+	sp->on_disk = 1;
+	return (sp->f = tmpfile()) != NULL ? 0 : -1;
+}
+
+int
+gate_milter_spool_write(struct gate_milter_spool *sp, const void *p, size_t n)
+{
+	if (sp->f == NULL)
+		return -1;
+	if (!sp->on_disk && sp->len + n > sp->mem_limit) {
+		/* over the memory bound: move what we have to a temp file */
+		FILE *t = tmpfile();
+		char buf[16384];
+		size_t k;
+
+		if (t == NULL || fflush(sp->f) != 0 || fseeko(sp->f, 0, SEEK_SET) != 0) {
+			if (t)
+				fclose(t);
+			return -1;
+		}
+		while ((k = fread(buf, 1, sizeof buf, sp->f)) > 0)
+			if (fwrite(buf, 1, k, t) != k) {
+				fclose(t);
+				return -1;
+			}
+		if (ferror(sp->f)) {
+			fclose(t);
+			return -1;
+		}
+		if (fclose(sp->f) != 0)
+			log_debug("spool memfd close: %s", strerror(errno));
+		sp->f = t;
+		sp->on_disk = 1;
+	}
+	if (n && fwrite(p, 1, n, sp->f) != n)
+		return -1;
+	sp->len += n;
+	return 0;
+}
+
+FILE *
+gate_milter_spool_done(struct gate_milter_spool *sp)
+{
+	if (sp->f == NULL || fflush(sp->f) != 0 || fseeko(sp->f, 0, SEEK_SET) != 0)
+		return NULL;
+	return sp->f;
+}
+
+void
+gate_milter_spool_free(struct gate_milter_spool *sp)
+{
+	if (sp->f && fclose(sp->f) != 0)
+		log_debug("spool close: %s", strerror(errno));
+	memset(sp, 0, sizeof *sp);
 }
 
 /* Modifications of one milter, collected until its final reply. */

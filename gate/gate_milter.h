@@ -203,6 +203,33 @@ int  gate_milter_msg_read(struct gate_milter_msg *m, FILE *in, const char **why)
 int  gate_milter_msg_write(const struct gate_milter_msg *m, FILE *out);
 void gate_milter_msg_free(struct gate_milter_msg *m);
 
+/* Stream the message as CRLF lines to fn (for the backend: dot-stuffing or
+ * BDAT framing is the caller's): each call gets one complete line with its
+ * CRLF, or a piece of a line longer than 64 KiB (bol = 1 only for the
+ * first piece of a line) — the shape of gate_data.c's forward(). fn
+ * returns 0 to go on, anything else stops the walk and is returned;
+ * -1 on a read error of the body. */
+typedef int (*gate_milter_line_fn)(void *arg, const char *p, size_t n, int bol);
+int  gate_milter_msg_lines(const struct gate_milter_msg *m, gate_milter_line_fn fn,
+	    void *arg);
+
+/*
+ * A spool for the message while milters look at it: memory (memfd) up to
+ * mem_limit bytes, then a temp file (the content is moved over once).
+ * init, write the client's bytes (CRLF, unstuffed), then done() flushes,
+ * rewinds and hands out the FILE for gate_milter_msg_read(); the spool
+ * keeps owning it until gate_milter_spool_free(). 0 / -1 (errno set).
+ */
+struct gate_milter_spool {
+	FILE	*f;
+	size_t	 len, mem_limit;
+	int	 on_disk;
+};
+int   gate_milter_spool_init(struct gate_milter_spool *sp, size_t mem_limit);
+int   gate_milter_spool_write(struct gate_milter_spool *sp, const void *p, size_t n);
+FILE *gate_milter_spool_done(struct gate_milter_spool *sp);
+void  gate_milter_spool_free(struct gate_milter_spool *sp);
+
 /* Headers, EOH, body, EOM to each milter; modifications applied to m. */
 enum gate_milter_verdict gate_milter_message(struct gate_milter_session *s,
 	    struct gate_milter_msg *m, char *reply, size_t replylen);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +64,7 @@ struct screen {
 	struct sc_conn		**conns;
 	size_t			 max, live;
 	unsigned long long	 seq;
+	unsigned		 idbase;	/* per screen process: ids stay unique across reloads */
 };
 
 static long long
@@ -441,7 +443,7 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 		c->fd = fd;
 		c->peer = peer;
 		c->started_ms = sc_now();
-		snprintf(c->id, sizeof(c->id), "%02X%08llX", (unsigned)(getpid() & 0xff),
+		snprintf(c->id, sizeof(c->id), "%02X%08llX", sc->idbase,
 		    ++sc->seq & 0xffffffffULL);
 		sl = sizeof(c->local);
 		if (getsockname(fd, (struct sockaddr *)&c->local, &sl) != 0) {
@@ -513,6 +515,14 @@ gate_screen_main(struct gate_runtime *rt)
 	memset(&sc, 0, sizeof(sc));
 	sc.rt = rt;
 	sc.cfg = rt->cfg;
+	sc.idbase = (unsigned)(getpid() & 0xff);
+	{
+		/* session ids: a random start, so a restart does not repeat ids */
+		unsigned char r[4];
+		if (getrandom(r, sizeof(r), 0) == (ssize_t)sizeof(r))
+			sc.seq = ((unsigned long long)r[0] << 24 | (unsigned)r[1] << 16 |
+			    (unsigned)r[2] << 8 | r[3]) & 0x0fffffffULL;
+	}
 	sc.max = (size_t)rt->cfg->screen_max_connections;
 	sc.conns = calloc(sc.max, sizeof(*sc.conns));
 	npfd = sc.max + rt->cfg->nlisteners + 16;

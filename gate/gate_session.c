@@ -293,7 +293,10 @@ cmd_mail(struct gate_session *s, char *arg)
 	code = gate_backend_relay(s, "%s", replay);
 	if (code < 0)
 		return;
-	log_info("%s mail from=<%s> reply=%d", s->id, path.addr, code);
+	if (code / 100 == 2)
+		log_debug("%s mail from=<%s> reply=%d", s->id, path.addr, code);
+	else
+		log_info("%s refused stage=mail from=<%s> reply=%d", s->id, path.addr, code);
 	if (code / 100 != 2)
 		return;
 	snprintf(s->mail_from, sizeof(s->mail_from), "%s", path.addr);
@@ -337,7 +340,11 @@ cmd_rcpt(struct gate_session *s, char *arg)
 	code = gate_backend_relay(s, "RCPT TO:<%s>", path.addr);
 	if (code < 0)
 		return;
-	log_info("%s rcpt to=<%s> reply=%d", s->id, path.addr, code);
+	if (code / 100 == 2)
+		log_debug("%s rcpt to=<%s> reply=%d", s->id, path.addr, code);
+	else
+		log_info("%s refused stage=rcpt from=<%s> to=<%s> reply=%d", s->id, s->mail_from,
+		    path.addr, code);
 	if (code / 100 == 2) {
 		s->nrcpt++;
 		gate_enter_state(s, ST_RCPT);

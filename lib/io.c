@@ -48,7 +48,7 @@ io_init(struct io *io, int fd, size_t rcap, int timeout_ms)
 		return -1;
 	}
 	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+	if (fl < 0 || ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
 		io_free(io);
 		return -1;
 	}
@@ -129,7 +129,9 @@ io_fill(struct io *io, long long deadline, enum io_status *st)
 			*st = IO_TIMEOUT;
 			return -1;
 		}
-		io_timeouts(io, left < io->timeout_ms ? (int)left : io->timeout_ms);
+		/* the socket timeout is the per-step timeout (set once, not per
+		 * read); the whole call is bounded by the deadline checked above */
+		io_timeouts(io, io->timeout_ms);
 		if (io->ssl) {
 			int r, e;
 			ERR_clear_error();
@@ -281,7 +283,7 @@ io_flush(struct io *io)
 
 		if (left <= 0)
 			goto fail;
-		io_timeouts(io, left < io->timeout_ms ? (int)left : io->timeout_ms);
+		io_timeouts(io, io->timeout_ms);
 		if (io->ssl) {
 			int r;
 			ERR_clear_error();

@@ -16,12 +16,14 @@
 static char log_ident[32] = "tailwart";
 static int log_foreground = 1;
 static int log_debug_on;
+static long log_pid;		/* getpid() is a system call: cached */
 
 void
 log_init(const char *ident, int foreground)
 {
 	snprintf(log_ident, sizeof(log_ident), "%s", ident);
 	log_foreground = foreground;
+	log_pid = (long)getpid();
 	if (!foreground)
 		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -30,6 +32,12 @@ void
 log_set_debug(int on)
 {
 	log_debug_on = on;
+}
+
+void
+log_after_fork(void)
+{
+	log_pid = (long)getpid();
 }
 
 void
@@ -60,7 +68,7 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		    localtime_r(&ts.tv_sec, &tm) != NULL)
 			strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
 		fprintf(stderr, "%s.%03ld %s[%ld]: %s%s\n", tbuf,
-		    ts.tv_nsec / 1000000, log_ident, (long)getpid(), name[lvl], buf);
+		    ts.tv_nsec / 1000000, log_ident, log_pid ? log_pid : (long)getpid(), name[lvl], buf);
 	} else
 		syslog(prio[lvl], "%s%s", name[lvl], buf);
 	errno = saved;

@@ -18,6 +18,8 @@ enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 void log_init(const char *ident, int foreground);
 void log_set_debug(int on);
 void log_reopen(void);
+/* Call in a child right after fork() (the cached pid changes). */
+void log_after_fork(void);
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level lvl, const char *fmt, va_list ap);
