@@ -3,8 +3,9 @@
 # requires STARTTLS and SASL AUTH. Accepted mail reaches the smarthost
 # authenticated over TLS (DATA and BDAT); a 5xx recipient bounces to the
 # sender with an RFC 3464 DSN while the other is delivered; no DSN for a
-# null sender; strict line handling; a client outside client_networks is
-# refused; config checks (-n, missing secret).
+# null sender; SMTPUTF8; strict line handling; a client outside
+# client_networks is refused; only the master runs as root; tls = implicit
+# (port 465 style); config checks (-n, missing secret).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # tests/run uses sh
 . "$(dirname "$0")/../lib.sh"
 . "$TW_PEERS/relay_lib.sh"
@@ -13,6 +14,8 @@ rl_need_relay
 T=$(tw_tmpdir)
 SH=27101
 RP=27100
+SMTPS=27102
+export SMARTHOST_SMTPS_PORT=$SMTPS
 rl_smarthost_start sh $SH || { tw_fail "smarthost start"; tw_summary; exit 1; }
 MD=$T/sh/mail
 
@@ -206,6 +209,64 @@ tw_swaks_expect "client outside client_networks refused" "554 5\.7\.1" \
 	--server 127.0.0.1:$RP --local-interface 127.0.0.1 --from sender@example.test --to user@example.test
 grep -q 'reject reason=client_networks' "$T/relay.log" && tw_ok "refusal logged" ||
 	tw_fail "refusal logged"
+
+# SMTPUTF8: a UTF-8 sender through a smarthost that offers SMTPUTF8
+n0=$(tw_maildir_count "$MD/user")
+tw_chat_expect "SMTPUTF8 message accepted" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
+< 220
+> EHLO client.example.test
+< 250
+> MAIL FROM:<j\xc3\xb6rg@example.test> SMTPUTF8
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+>> From: <j\xc3\xb6rg@example.test>\r\nSubject: relay-basic-utf8\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n.\r\n
+< 250
+> QUIT
+< 221
+CHAT
+if tw_wait_maildir "$MD/user" $((n0 + 1)) 20; then
+	f=$(grep -l 'relay-basic-utf8' "$MD/user/new/"* | head -n 1)
+	[ -n "$f" ] && grep -q "^Return-Path: <j$(printf '\303\266')rg@example.test>" "$f" &&
+		tw_ok "SMTPUTF8 sender delivered" || tw_fail "SMTPUTF8 sender delivered" "$(head -n 3 "$f")"
+else
+	tw_fail "SMTPUTF8 sender delivered"
+fi
+tw_chat_expect "UTF-8 address without SMTPUTF8 refused" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
+< 220
+> EHLO client.example.test
+< 250
+> MAIL FROM:<j\xc3\xb6rg@example.test>
+< 553
+alive
+CHAT
+
+# never root after start-up: every process but the master runs as the user
+pid=$(cat "$T/relay.pid")
+others=$(pgrep -g "$pid" | grep -vx "$pid" | while read -r p; do ps -o user= -p "$p"; done | sort -u | tr '\n' ' ')
+if [ "$others" = "tailwart " ] && [ "$(ps -o user= -p "$pid")" = root ]; then
+	tw_ok "children run as tailwart, only the master as root"
+else
+	tw_fail "children run as tailwart" "users: $others"
+fi
+
+# tls = implicit (wrapper mode, as on port 465)
+rl_conf "$T/impl.conf" "listen=127.0.0.1:27103" "smarthost=[localhost]:$SMTPS" \
+	"tls=implicit" "spool_dir=$T/spool-impl"
+rl_start "$T/impl.conf" impl || tw_fail "relay start (implicit)"
+n0=$(tw_maildir_count "$MD/user")
+tw_swaks_expect "accepted (implicit TLS relay)" 250 --server 127.0.0.1:27103 \
+	--from sender@example.test --to user@example.test --header "Subject: relay-basic-465"
+if tw_wait_maildir "$MD/user" $((n0 + 1)) 20; then
+	f=$(grep -l 'relay-basic-465' "$MD/user/new/"* | head -n 1)
+	grep -q 'with ESMTPSA' "$f" && tw_ok "implicit TLS + AUTH delivered" ||
+		tw_fail "implicit TLS + AUTH delivered" "$(head -n 10 "$f")"
+else
+	tw_fail "implicit TLS delivered" "$(tail -n 3 "$T/impl.log")"
+fi
+rl_stop impl
 
 # the queue is empty once everything was delivered or bounced
 i=0
