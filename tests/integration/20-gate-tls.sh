@@ -101,6 +101,36 @@ EOF2
 tw_check "no mail from the injected transaction" \
 	sh -c "! grep -l 'evil@example.org' '$MD'/new/* 2>/dev/null | grep -q ."
 
+# The PROXY v2 header the backend gets: the client's address and port, the
+# listener as destination, an SSL TLV (client bit, version, cipher) after
+# STARTTLS and none without, a UNIQUE_ID TLV (DESIGN: session step 3).
+python3 "$TW_PEERS/fakebackend.py" --die-at none --lifetime 60 --log "$T/fake.log" 26122 \
+	>/dev/null 2>&1 </dev/null &
+FAKE=$!
+tw_cleanup_add "kill $FAKE 2>/dev/null"
+tw_wait_port 127.0.0.1 26122 10
+tw_gate_conf "$T/hdr.conf" listen=127.0.0.1:25122 backend=127.0.0.1:26122 \
+	tls_cert="$T/cert.pem" tls_key="$T/key.pem" pid_file="$T/hdr.pid"
+if tw_start_gate "$T/hdr.conf" hdr >/dev/null; then
+	tw_swaks_expect "TLS client through the gate to a header-logging backend" "250" \
+		--server 127.0.0.1:25122 --local-interface 127.0.0.9 -tls \
+		--from you@example.org --to user@example.test
+	tw_check "PROXY v2: TCP4 127.0.0.9 -> 127.0.0.1:25122, SSL TLV (client, TLSv1.3, cipher), UNIQUE_ID" \
+		python3 "$TW_PEERS/proxyv2check.py" "$T/fake.log" cmd=proxy fam=tcp4 \
+		src=127.0.0.9 dst=127.0.0.1 dport=25122 ssl=client sslver=TLSv1.3 cipher=any uniqueid=any
+	tw_swaks_expect "plaintext client through the same gate" "250" \
+		--server 127.0.0.1:25122 --local-interface 127.0.0.10 \
+		--from you@example.org --to user@example.test
+	tw_check "PROXY v2 without TLS: no SSL client TLV, source 127.0.0.10" \
+		python3 "$TW_PEERS/proxyv2check.py" "$T/fake.log" cmd=proxy fam=tcp4 \
+		src=127.0.0.10 dst=127.0.0.1 dport=25122 ssl=none uniqueid=any
+	tw_stop_gate hdr
+else
+	tw_fail "header gate starts"
+fi
+kill $FAKE 2>/dev/null
+wait $FAKE 2>/dev/null
+
 # Without a certificate, STARTTLS is neither offered nor accepted.
 tw_gate_conf "$T/notls.conf" listen=127.0.0.1:25121 backend=127.0.0.1:26120 \
 	pid_file="$T/notls.pid"
