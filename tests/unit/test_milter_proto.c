@@ -303,6 +303,82 @@ TEST(message_roundtrip)
 	fclose(f);
 }
 
+struct lines_acc {
+	char	buf[300000];
+	size_t	len;
+	int	calls, bols;
+};
+
+static int
+lines_cb(void *arg, const char *p, size_t n, int bol)
+{
+	struct lines_acc *a = arg;
+
+	if (a->len + n >= sizeof a->buf)
+		return 7;
+	memcpy(a->buf + a->len, p, n);
+	a->len += n;
+	a->buf[a->len] = 0;
+	a->calls++;
+	a->bols += bol;
+	return 0;
+}
+
+TEST(message_lines)
+{
+	const char *text = "From: a@b\r\nSubject: one\r\n two\r\n\r\nbody\r\n.dot\r\n";
+	static struct lines_acc a;	/* test-only, large */
+	struct gate_milter_msg m;
+	const char *why = NULL;
+	FILE *f = mem(text);
+
+	EXPECT_INT(gate_milter_msg_read(&m, f, &why), 0);
+	memset(&a, 0, sizeof a);
+	EXPECT_INT(gate_milter_msg_lines(&m, lines_cb, &a), 0);
+	EXPECT_STR(a.buf, text);
+	EXPECT_INT(a.calls, 6);		/* From, Subject, fold, blank, 2 body lines */
+	EXPECT_INT(a.bols, 6);
+	gate_milter_msg_free(&m);
+	fclose(f);
+
+	/* a 100 000-byte body line comes in pieces, bol only on the first */
+	f = tmpfile();
+	fputs("Subject: long\r\n\r\n", f);
+	for (int i = 0; i < 100000; i++)
+		fputc('x', f);
+	fputs("\r\nend\r\n", f);
+	fseek(f, 0, SEEK_SET);
+	EXPECT_INT(gate_milter_msg_read(&m, f, &why), 0);
+	memset(&a, 0, sizeof a);
+	EXPECT_INT(gate_milter_msg_lines(&m, lines_cb, &a), 0);
+	EXPECT_INT(a.len, strlen("Subject: long\r\n\r\n") + 100002 + 5);
+	EXPECT_INT(a.calls, 5);		/* header, blank, 2 pieces, end */
+	EXPECT_INT(a.bols, 4);
+	gate_milter_msg_free(&m);
+	fclose(f);
+}
+
+TEST(spool)
+{
+	struct gate_milter_spool sp;
+	char buf[64];
+	FILE *f;
+	size_t n;
+
+	EXPECT_INT(gate_milter_spool_init(&sp, 16), 0);
+	EXPECT_INT(sp.on_disk, 0);
+	EXPECT_INT(gate_milter_spool_write(&sp, "0123456789", 10), 0);
+	EXPECT_INT(sp.on_disk, 0);
+	EXPECT_INT(gate_milter_spool_write(&sp, "abcdefghij", 10), 0);
+	EXPECT_INT(sp.on_disk, 1);		/* over 16 bytes: moved to a file */
+	EXPECT_INT(gate_milter_spool_write(&sp, "XYZ", 3), 0);
+	EXPECT((f = gate_milter_spool_done(&sp)) != NULL);
+	n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	EXPECT_STR(buf, "0123456789abcdefghijXYZ");
+	gate_milter_spool_free(&sp);
+}
+
 TEST(body_replacement)
 {
 	struct gm_mods x;
@@ -380,6 +456,8 @@ main(void)
 	RUN(specs);
 	RUN(config);
 	RUN(message_roundtrip);
+	RUN(message_lines);
+	RUN(spool);
 	RUN(body_replacement);
 	RUN(no_milters);
 	RUN(unreachable_default_action);
