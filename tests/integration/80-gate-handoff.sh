@@ -4,8 +4,10 @@
 #     authorizes 127.0.0.0/8; the backend logs the real client address.
 #   backend_handoff = none: plain SMTP; the backend sees the gate's address.
 #   an IPv6 client on [::1] through PROXY v2 (TCP6).
-# Ports: gates 25180-25182, backends 26180 (xclient), 26181 (plain),
-#        26182 (proxy).
+#   the replay to the backend: the client's HELO name, only the MAIL
+#     parameters the backend advertised, DATA without CHUNKING.
+# Ports: gates 25180-25183, backends 26180 (xclient), 26181 (plain),
+#        26182 (proxy), 26183 (fake).
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
 tw_need_gate
@@ -57,5 +59,44 @@ if ip -6 addr show dev lo 2>/dev/null | grep -q '::1/128'; then
 else
 	echo "# no ::1 on lo: IPv6 part skipped"
 fi
+
+# --- replay: the client's HELO name, MAIL parameters the backend offers ------
+python3 "$TW_PEERS/fakebackend.py" --die-at none --lifetime 60 --log "$T/fake.log" \
+	--ext "PIPELINING,SIZE 1000000" 26183 >/dev/null 2>&1 </dev/null &
+FAKE=$!
+tw_cleanup_add "kill $FAKE 2>/dev/null"
+tw_wait_port 127.0.0.1 26183 10
+tw_gate_conf "$T/r.conf" listen=127.0.0.1:25183 backend=127.0.0.1:26183 pid_file="$T/r.gatepid"
+if tw_start_gate "$T/r.conf" replay >/dev/null; then
+	tw_chat_expect "MAIL with BODY=8BITMIME and SIZE to a backend without 8BITMIME" 127.0.0.1 25183 <<'EOF2'
+< 220
+> EHLO client-name.example.org
+< 250 
+> MAIL FROM:<you@example.org> BODY=8BITMIME SIZE=1234
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+> Subject: replay
+>
+> x
+> .
+< 250
+> QUIT
+< 221
+EOF2
+	tw_check "backend got EHLO with the client's own HELO name" \
+		grep -q '^cmd EHLO client-name.example.org$' "$T/fake.log"
+	tw_check "backend got SIZE (advertised) but not BODY= (not advertised)" sh -c \
+		"grep -q '^cmd MAIL FROM:<you@example.org>.*SIZE=1234' '$T/fake.log' && ! grep -q '^cmd MAIL.*BODY=' '$T/fake.log'"
+	tw_check "backend got DATA, not BDAT (no CHUNKING offered)" \
+		grep -q '^cmd DATA$' "$T/fake.log"
+	tw_stop_gate replay
+else
+	tw_fail "replay: gate starts"
+fi
+kill $FAKE 2>/dev/null
+wait $FAKE 2>/dev/null
 
 tw_summary

@@ -16,6 +16,9 @@ chosen point:
     --reply-at-dot TEXT   with "none": the reply to the end of data
                           (e.g. "452 4.3.1 queue full")
     --chunking        advertise CHUNKING (with die-at data: close mid-BDAT)
+    --ext LIST        the EHLO keywords to advertise, comma separated
+                      (default "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,
+                      SIZE 104857600,SMTPUTF8")
     --log FILE        one line per event ("conn", "proxy ...", "cmd ...",
                       "accepted", "closed-at ...")
     --max-conns N     exit after N connections (default 100)
@@ -38,6 +41,7 @@ def main():
                     choices=["banner", "mail", "rcpt", "data", "dot", "none"])
     ap.add_argument("--reply-at-dot", default="250 2.0.0 Ok: queued as FAKE")
     ap.add_argument("--chunking", action="store_true")
+    ap.add_argument("--ext", default="PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,SIZE 104857600,SMTPUTF8")
     ap.add_argument("--log", default=None)
     ap.add_argument("--max-conns", type=int, default=100)
     ap.add_argument("--lifetime", type=float, default=120)
@@ -124,12 +128,13 @@ def session(s, a, log):
         log("cmd " + text)
         verb = text.split(" ", 1)[0].upper()
         if verb in ("EHLO", "HELO"):
-            ext = [b"250-fake.example.test", b"250-PIPELINING", b"250-8BITMIME",
-                   b"250-ENHANCEDSTATUSCODES", b"250-SIZE 104857600"]
+            kw = [k.strip() for k in a.ext.split(",") if k.strip()]
             if a.chunking:
-                ext.append(b"250-CHUNKING")
-            ext.append(b"250 SMTPUTF8")
-            s.sendall(b"\r\n".join(ext) + b"\r\n" if verb == "EHLO" else b"250 fake.example.test\r\n")
+                kw.append("CHUNKING")
+            lines = ["fake.example.test"] + kw
+            ext = "".join("250%s%s\r\n" % ("-" if i < len(lines) - 1 else " ", l)
+                          for i, l in enumerate(lines))
+            s.sendall(ext.encode() if verb == "EHLO" else b"250 fake.example.test\r\n")
         elif verb == "MAIL":
             if a.die_at == "mail":
                 return close("mail")
