@@ -65,6 +65,8 @@ struct screen {
 	size_t			 max, live;
 	unsigned long long	 seq;
 	unsigned		 idbase;	/* per screen process: ids stay unique across reloads */
+	size_t			 hi;		/* slots [hi, max) are all free */
+	size_t			 board;		/* scoreboard slots worth scanning */
 };
 
 static long long
@@ -142,11 +144,13 @@ idle_workers(const struct screen *sc)
 	int n = 0;
 
 	/* idle workers, and workers still starting (they will read the pass
-	 * socket within moments: after a reload, for instance) */
-	for (size_t i = 0; i < GATE_MAX_CHILDREN; i++) {
+	 * socket within moments: after a reload, for instance). The master
+	 * hands out the lowest free slots, so the old and the new generation
+	 * fit in the first `board` slots; one is enough. */
+	for (size_t i = 0; i < sc->board; i++) {
 		unsigned char st = __atomic_load_n(&sc->rt->scoreboard[i], __ATOMIC_RELAXED);
 		if (st == 'I' || st == 'S')
-			n++;
+			return ++n;
 	}
 	return n;
 }
@@ -456,6 +460,8 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 		(void)net_addr_str(&c->peer, c->ip, sizeof(c->ip), NULL);
 		sc->conns[slot] = c;
 		sc->live++;
+		if (slot >= sc->hi)
+			sc->hi = slot + 1;
 		if (sc->cfg->trusted_proxies.n > 0 &&
 		    net_cidr_list_match(&sc->cfg->trusted_proxies, &c->peer)) {
 			c->state = SC_PROXY;
@@ -471,7 +477,7 @@ sc_tick(struct screen *sc)
 {
 	long long now = sc_now();
 
-	for (size_t i = 0; i < sc->max; i++) {
+	for (size_t i = 0; i < sc->hi; i++) {
 		struct sc_conn *c = sc->conns[i];
 
 		if (c == NULL)
@@ -516,6 +522,9 @@ gate_screen_main(struct gate_runtime *rt)
 	sc.rt = rt;
 	sc.cfg = rt->cfg;
 	sc.idbase = (unsigned)(getpid() & 0xff);
+	sc.board = (size_t)rt->cfg->workers_max * 3 + 16;
+	if (sc.board > GATE_MAX_CHILDREN)
+		sc.board = GATE_MAX_CHILDREN;
 	{
 		/* session ids: a random start, so a restart does not repeat ids */
 		unsigned char r[4];
@@ -575,7 +584,9 @@ gate_screen_main(struct gate_runtime *rt)
 				timeout = 200;
 		}
 		size_t nc = n;
-		for (size_t i = 0; i < sc.max; i++)
+		while (sc.hi > 0 && sc.conns[sc.hi - 1] == NULL)
+			sc.hi--;
+		for (size_t i = 0; i < sc.hi; i++)
 			if (sc.conns[i] != NULL) {
 				pfd[n].fd = sc.conns[i]->fd;	/* -1 (ignored) when dead */
 				pfd[n].events = sc.conns[i]->busy_until_ms ? 0 : POLLIN;
@@ -585,7 +596,7 @@ gate_screen_main(struct gate_runtime *rt)
 			fatal("poll: %s", strerror(errno));
 		if (rt->dns != NULL)
 			policy_dns_process(rt->dns, pfd + nl, (int)ndns);
-		for (size_t k = nc, i = 0; k < n && i < sc.max; i++) {
+		for (size_t k = nc, i = 0; k < n && i < sc.hi; i++) {
 			struct sc_conn *c = sc.conns[i];
 			if (c == NULL)
 				continue;
