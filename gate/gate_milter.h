@@ -92,6 +92,21 @@
  * gate_milter_msg_write() then writes header section, empty line, body
  * with CRLF line ends (no dot-stuffing).
  *
+ * Timeouts: connect_timeout for the TCP connect; command_timeout for the
+ * negotiation and each envelope stage; eom_timeout for the whole content
+ * phase of one milter (headers, body chunks, end of message and its
+ * modifications). SMFIR_PROGRESS is accepted but does not extend it.
+ * gate_milter_connect() must come first: it opens the connections; stage
+ * calls before it skip the milters.
+ *
+ * Wiring in the gate's DATA path (with milters configured): answer 354
+ * yourself, write the client's unstuffed CRLF lines into a
+ * gate_milter_spool (memory, then a temp file past the bound), then
+ * gate_milter_spool_done() -> gate_milter_msg_read() ->
+ * gate_milter_message(); on CONTINUE open the backend's DATA/BDAT and feed
+ * gate_milter_msg_lines() into the same forward() that streams today,
+ * after replaying the transaction when add_rcpt/del_rcpt/new_from are set.
+ *
  * Ownership: the session owns its sockets and buffers; strings in msg are
  * owned by msg and freed by gate_milter_msg_free(). `reply` buffers are the
  * caller's (GATE_MILTER_REPLY_MAX is enough). No function exits or aborts
