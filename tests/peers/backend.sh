@@ -20,6 +20,8 @@
 # an unknown recipient there gets 550 5.1.1 at RCPT; relaying elsewhere is
 # refused and nothing is ever sent off the machine (default_transport=error).
 # Several instances with different DIRs and ports coexist.
+# $BACKEND_MAIN_CF, if set, is appended to main.cf (e.g.
+# "smtpd_discard_ehlo_keywords = chunking" for a backend without BDAT).
 set -eu
 
 usage() {
@@ -120,6 +122,7 @@ smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 smtpd_tls_security_level =
 $modecf
+${BACKEND_MAIN_CF:-}
 CF
 
 	cat >"$d/etc/vmailbox" <<CF
