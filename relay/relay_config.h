@@ -3,7 +3,8 @@
  *
  * relay_config_load() parses and validates a file (lib/config.h grammar)
  * into a struct relay_config, reads the DKIM private keys and parses the
- * smarthost list and rate limit. It is called by the master as root at
+ * smarthost list and rate limit, and builds the receiver's TLS context
+ * (certificate and key read as root). It is called by the master as root at
  * start-up and on HUP (the old config stays if the new one is invalid),
  * and by `-n` and the queue command line. The struct owns every string and
  * key it holds; relay_config_free() releases them.
@@ -13,6 +14,7 @@
 
 #include <stddef.h>
 #include <time.h>
+#include <openssl/ssl.h>
 #include "config.h"
 #include "net.h"
 
@@ -60,6 +62,8 @@ struct relay_config {
 	unsigned		 smtp_timeout;
 	unsigned		 connect_timeout;
 	char			*resolver;
+	char			*smtpd_tls_cert, *smtpd_tls_key;
+	char			*smtpd_auth_user, *smtpd_auth_password;
 	/* derived */
 	char			*file;
 	struct net_cidr_list	 client_networks;
@@ -69,6 +73,7 @@ struct relay_config {
 	size_t			 ndkim;
 	unsigned long long	 rate_count;	/* 0 = no limit */
 	unsigned		 rate_period;	/* seconds */
+	SSL_CTX			*smtpd_tls;	/* receiver STARTTLS, or NULL */
 };
 
 /* 0 / -1 with "file:line: message" in err. */

@@ -8,6 +8,11 @@
  * buffered and flushed by io before it blocks, so a pipelined group gets
  * its replies together (RFC 2920).
  *
+ * Clients in client_networks may send without AUTH. With smtpd_auth_user
+ * set (and a certificate), others may connect too, but must STARTTLS and
+ * AUTH PLAIN/LOGIN (never offered in clear) before MAIL; the one
+ * credential pair is compared in constant time and never logged.
+ *
  * Strictness: a command line must end in CRLF and hold no other CR or LF;
  * in DATA and BDAT every LF must follow a CR and every CR precede an LF,
  * else the message is refused with 554 5.6.0 after its end. The size limit
@@ -26,11 +31,15 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "config.h"
 #include "io.h"
 #include "log.h"
 #include "net.h"
 #include "smtp.h"
+#include "tls.h"
 #include "relay_config.h"
 #include "relay_dkim.h"
 #include "relay_proc.h"
@@ -57,6 +66,10 @@ struct smtpd {
 	char		 client[64];
 	char		 helo[256];
 	int		 esmtp;
+	int		 trusted;	/* in client_networks */
+	int		 tls;
+	int		 authed;
+	char		 auth_user[128];
 	enum smtpd_state state;
 	/* transaction */
 	char		 from[SMTP_PATH_MAX + 1];
@@ -155,7 +168,9 @@ body_begin(struct smtpd *s)
 	n = snprintf(hdr, sizeof(hdr),
 	    "Received: from %s ([%s])\r\n\tby %s (tailwart-relay) with %s id %s;\r\n\t%s\r\n",
 	    s->helo[0] ? s->helo : "unknown", s->client, s->cfg->hostname,
-	    s->utf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", s->w->id, date);
+	    s->utf8 ? (s->authed ? "UTF8SMTPSA" : s->tls ? "UTF8SMTPS" : "UTF8SMTP") :
+	    !s->esmtp ? "SMTP" : s->authed ? "ESMTPSA" : s->tls ? "ESMTPS" : "ESMTP",
+	    s->w->id, date);
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		relay_spool_write(s->w, hdr, (size_t)n);
 	s->size = 0;
@@ -241,6 +256,172 @@ done:
 
 /* ---- commands ----------------------------------------------------------- */
 
+static int
+auth_offered(const struct smtpd *s)
+{
+	return s->tls && !s->authed && relay_config_set(s->cfg->smtpd_auth_user);
+}
+
+/* Base64 text to bytes; -1 on bad input. out gets a NUL after the data. */
+static int
+b64_decode(const char *in, unsigned char *out, size_t outlen, size_t *n)
+{
+	size_t il = strlen(in), pad = 0;
+	int r;
+
+	if (il == 0 || il % 4 != 0 || il / 4 * 3 + 1 > outlen)
+		return -1;
+	if (in[il - 1] == '=')
+		pad++;
+	if (il > 1 && in[il - 2] == '=')
+		pad++;
+	r = EVP_DecodeBlock(out, (const unsigned char *)in, (int)il);
+	if (r < 0 || (size_t)r < pad)
+		return -1;
+	*n = (size_t)r - pad;
+	out[*n] = '\0';
+	return 0;
+}
+
+/* Constant-time comparison of a candidate with the configured secret. */
+static int
+same_secret(const char *a, size_t al, const char *b)
+{
+	size_t bl = strlen(b);
+	unsigned char x[256], y[256];
+
+	if (al >= sizeof(x) || bl >= sizeof(y))
+		return 0;
+	memset(x, 0, sizeof(x));
+	memset(y, 0, sizeof(y));
+	memcpy(x, a, al);
+	memcpy(y, b, bl);
+	return CRYPTO_memcmp(x, y, sizeof(x)) == 0 && al == bl;
+}
+
+/* Read one base64 line of an AUTH exchange ("*" cancels). */
+static int
+auth_line(struct smtpd *s, unsigned char *out, size_t outlen, size_t *n)
+{
+	const char *line;
+	size_t len;
+	char buf[1024];
+
+	(void)io_flush(&s->io);
+	if (io_getline(&s->io, &line, &len) != IO_OK || len < 2 || len > sizeof(buf) ||
+	    line[len - 2] != '\r') {
+		enter_state(s, ST_QUIT);
+		return -1;
+	}
+	memcpy(buf, line, len - 2);
+	buf[len - 2] = '\0';
+	if (strcmp(buf, "*") == 0) {
+		reply(s, "501 5.7.0 Authentication cancelled");
+		return -1;
+	}
+	if (b64_decode(buf, out, outlen, n) != 0) {
+		reply(s, "501 5.5.2 Bad base64 data");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+auth_result(struct smtpd *s, const char *user, size_t ul, const char *pw, size_t pl)
+{
+	char q[160];
+
+	if (same_secret(user, ul, s->cfg->smtpd_auth_user) &
+	    same_secret(pw, pl, s->cfg->smtpd_auth_password)) {
+		s->authed = 1;
+		snprintf(s->auth_user, sizeof(s->auth_user), "%.*s", (int)ul, user);
+		log_info("smtpd client=%s auth=%s", s->client,
+		    log_quote(q, sizeof(q), user, ul));
+		reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	s->errors++;
+	log_info("smtpd client=%s reject reason=auth user=%s", s->client,
+	    log_quote(q, sizeof(q), user, ul));
+	reply(s, "535 5.7.8 Authentication credentials invalid");
+}
+
+static void
+cmd_auth(struct smtpd *s, const char *args)
+{
+	unsigned char buf[800], pwb[800];
+	size_t n = 0, pn = 0;
+	const char *sp = strchr(args, ' ');
+	size_t ml = sp ? (size_t)(sp - args) : strlen(args);
+
+	if (!auth_offered(s)) {
+		reply(s, s->authed ? "503 5.5.1 Already authenticated" :
+		    "502 5.5.1 AUTH not available");
+		return;
+	}
+	if (ml == 5 && strncasecmp(args, "PLAIN", 5) == 0) {
+		/* initial response, or "=" for an empty one, or ask for it */
+		if (sp && strcmp(sp + 1, "=") != 0) {
+			if (b64_decode(sp + 1, buf, sizeof(buf), &n) != 0) {
+				reply(s, "501 5.5.2 Bad base64 data");
+				return;
+			}
+		} else {
+			reply(s, "334 ");
+			if (auth_line(s, buf, sizeof(buf), &n) != 0)
+				return;
+		}
+		/* authzid NUL authcid NUL passwd */
+		const unsigned char *z1 = memchr(buf, '\0', n);
+		const unsigned char *z2 = z1 ? memchr(z1 + 1, '\0', n - (size_t)(z1 + 1 - buf)) : NULL;
+		if (z1 == NULL || z2 == NULL) {
+			reply(s, "501 5.5.2 Bad PLAIN response");
+			return;
+		}
+		auth_result(s, (const char *)z1 + 1, (size_t)(z2 - z1 - 1),
+		    (const char *)z2 + 1, n - (size_t)(z2 + 1 - buf));
+	} else if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0 && sp == NULL) {
+		reply(s, "334 VXNlcm5hbWU6");
+		if (auth_line(s, buf, sizeof(buf), &n) != 0)
+			return;
+		reply(s, "334 UGFzc3dvcmQ6");
+		if (auth_line(s, pwb, sizeof(pwb), &pn) != 0)
+			return;
+		auth_result(s, (const char *)buf, n, (const char *)pwb, pn);
+	} else {
+		reply(s, "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(pwb, sizeof(pwb));
+}
+
+static void
+cmd_starttls(struct smtpd *s, const char *args)
+{
+	if (s->cfg->smtpd_tls == NULL || s->tls) {
+		reply(s, "502 5.5.1 STARTTLS not available");
+		return;
+	}
+	if (*args) {
+		reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	/* anything pipelined after STARTTLS is discarded by io */
+	if (io_starttls_server(&s->io, s->cfg->smtpd_tls) != 0) {
+		char e[256];
+		log_info("smtpd client=%s TLS handshake failed: %s", s->client,
+		    tls_last_error(e, sizeof(e)));
+		enter_state(s, ST_QUIT);
+		return;
+	}
+	s->tls = 1;
+	txn_reset(s);
+	s->helo[0] = '\0';
+	enter_state(s, ST_GREET);	/* a new EHLO is required */
+}
+
 static void
 cmd_ehlo(struct smtpd *s, const char *args, int esmtp)
 {
@@ -255,8 +436,10 @@ cmd_ehlo(struct smtpd *s, const char *args, int esmtp)
 		reply(s, "250 %s", s->cfg->hostname);
 	else
 		reply(s, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n"
-		    "250-SMTPUTF8\r\n250-CHUNKING\r\n250 ENHANCEDSTATUSCODES",
-		    s->cfg->hostname, s->cfg->message_size_limit);
+		    "250-SMTPUTF8\r\n250-CHUNKING\r\n%s%s250 ENHANCEDSTATUSCODES",
+		    s->cfg->hostname, s->cfg->message_size_limit,
+		    s->cfg->smtpd_tls && !s->tls ? "250-STARTTLS\r\n" : "",
+		    auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n" : "");
 	enter_state(s, ST_READY);
 }
 
@@ -267,6 +450,10 @@ cmd_mail(struct smtpd *s, char *args)
 	const char *why;
 	int utf8 = 0, eightbit = 0;
 
+	if (!s->trusted && !s->authed) {
+		reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	if (smtp_parse_path(args, "FROM:", 1, &p, &why) != 0) {
 		reply(s, "501 5.5.4 %s", why);
 		return;
@@ -289,6 +476,8 @@ cmd_mail(struct smtpd *s, char *args)
 			eightbit = 0;
 		else if (strcmp(k, "SMTPUTF8") == 0 && v == NULL && s->esmtp)
 			utf8 = 1;
+		else if (strcmp(k, "AUTH") == 0 && s->authed)
+			;	/* RFC 4954 AUTH=: accepted, not relayed */
 		else {
 			reply(s, "555 5.5.4 Unsupported parameter %s", k);
 			return;
@@ -533,8 +722,8 @@ static const struct smtpd_cmd {
 	{ "VRFY", C_VRFY, ST_ANY },
 	{ "EXPN", C_EXPN, ST_ANY },
 	{ "HELP", C_HELP, ST_ANY },
-	{ "STARTTLS", C_STARTTLS, ST_ANY },
-	{ "AUTH", C_AUTH, ST_ANY },
+	{ "STARTTLS", C_STARTTLS, ST_GREET | ST_READY },
+	{ "AUTH", C_AUTH, ST_READY },
 };
 
 static void
@@ -584,7 +773,9 @@ dispatch(struct smtpd *s, char *line)
 	case C_QUIT: cmd_quit(s, a); break;
 	case C_VRFY: cmd_vrfy(s, a); break;
 	case C_HELP: cmd_help(s, a); break;
-	case C_EXPN: case C_STARTTLS: case C_AUTH: cmd_notimpl(s, a); break;
+	case C_STARTTLS: cmd_starttls(s, a); break;
+	case C_AUTH: cmd_auth(s, a); break;
+	case C_EXPN: cmd_notimpl(s, a); break;
 	}
 }
 
@@ -612,7 +803,8 @@ relay_smtpd_session(const struct relay_config *cfg, int fd)
 		(void)close(fd);
 		return 1;
 	}
-	if (!net_cidr_list_match(&cfg->client_networks, &ss)) {
+	s.trusted = net_cidr_list_match(&cfg->client_networks, &ss);
+	if (!s.trusted && !relay_config_set(cfg->smtpd_auth_user)) {
 		log_info("smtpd client=%s reject reason=client_networks", s.client);
 		reply(&s, "554 5.7.1 %s: client not in client_networks", s.client);
 		(void)io_flush(&s.io);
