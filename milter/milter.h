@@ -17,6 +17,8 @@
  *   milter_dkim_keys   = file:PATH       (tests only: public keys from a
  *                        file, lines "SEL._domainkey.DOMAIN v=DKIM1; ...")
  *   milter_timeout     = 2m              (libmilter's MTA socket timeout)
+ *   user               = tailwart        (the gate's key: started as root,
+ *                        tailwart-milter drops to it after binding)
  */
 #ifndef MILTER_H
 #define MILTER_H
@@ -42,6 +44,7 @@ struct milter_settings {
 	int			 dkim;
 	char			*dkim_keys;	/* path, or NULL for DNS */
 	unsigned		 timeout;	/* s */
+	char			*user;		/* or NULL */
 	const char		*file;
 };
 
@@ -85,6 +88,11 @@ struct milter_conn {
 int  milter_config_load(const char *path, struct milter_settings *s,
 	    char *err, size_t errlen);
 void milter_config_free(struct milter_settings *s);
+
+/* milter_priv.c: give the store (and a unix socket) to `user` and become
+ * it; 0 when done or nothing to do, -1 with the reason in err. */
+int  milter_priv_drop(const char *user, struct policy_store *st,
+	    const char *listen, char *err, size_t errlen);
 
 /* milter_filter.c: the callback table for smfi_register(). */
 void milter_filter_desc(struct smfiDesc *d);

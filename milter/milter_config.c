@@ -43,6 +43,7 @@ milter_config_free(struct milter_settings *s)
 	free(s->listen);
 	free(s->authserv_id);
 	free(s->dkim_keys);
+	free(s->user);
 	memset(s, 0, sizeof *s);
 }
 
@@ -102,6 +103,8 @@ milter_config_load(const char *path, struct milter_settings *s, char *err,
 		    why ? why : "must be > 0");
 		goto fail;
 	}
+	if ((e = conf_take(&c, "user")) != NULL && (s->user = strdup(e->value)) == NULL)
+		goto oom;
 	for (size_t i = 0; i < c.n; i++) {
 		if (c.v[i].used)
 			continue;

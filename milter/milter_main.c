@@ -8,7 +8,8 @@
  *     -d       debug logging
  *
  * Opens the store (shared with the gate, e.g. the same LMDB file or Redis)
- * and the DKIM library once, then hands over to libmilter, which runs each
+ * and the DKIM library once, binds, drops to `user` when started as root,
+ * then hands over to libmilter, which runs each
  * MTA connection in its own thread and stops on SIGTERM/SIGINT. The
  * runtime built here is read-only for the callbacks (milter_rt).
  */
@@ -128,6 +129,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	milter_nodelay();
+	if (milter_priv_drop(cfg.user, rt.store, cfg.listen, err, sizeof err) != 0) {
+		log_err("%s", err);
+		rc = 1;
+		goto out;
+	}
 	if (!fg && daemon(0, 0) != 0) {
 		log_err("daemon: %s", strerror(errno));
 		rc = 1;

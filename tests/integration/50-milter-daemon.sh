@@ -50,6 +50,8 @@ spf_fail = reject
 received_spf_header = yes
 allow = 192.0.2.60
 deny = 192.0.2.61
+rate_limit[192.0.2.70/32] = conn 2/1m
+user = nobody
 # tailwart-milter
 milter_listen = inet:$MP@127.0.0.1
 milter_dkim_keys = file:$T/dkim/keys.txt
@@ -81,6 +83,10 @@ stop_milter() {
 	rm -f "$T/milter.pid"
 }
 start_milter || { tw_fail "tailwart-milter start"; cat "$T/milter.log"; tw_summary; exit 1; }
+# started as root with `user = nobody`: it runs as nobody
+u=$(awk '/^Uid:/ { print $2 }' "/proc/$(cat "$T/milter.pid")/status" 2>/dev/null)
+[ "$u" = "$(id -u nobody)" ] && tw_ok "dropped privileges to user nobody" ||
+	tw_fail "dropped privileges to user nobody" "uid=$u"
 
 # ---- miltertest ------------------------------------------------------------------
 
@@ -159,6 +165,16 @@ step("dnswl", function()
 	local conn = open("192.0.2.50")
 	envelope(conn, "<b@pass.spf.test>", "<user@example.test>")
 	check("DNSWL client not greylisted", mt.getreply(conn) == SMFIR_CONTINUE)
+	mt.disconnect(conn)
+end)
+step("rate", function()
+	for i = 1, 2 do
+		local conn = open("192.0.2.70")
+		check("connection " .. i .. " within the rate", mt.getreply(conn) == SMFIR_CONTINUE)
+		mt.disconnect(conn)
+	end
+	local conn = open("192.0.2.70")
+	check("third connection over the rate refused", mt.getreply(conn) == SMFIR_REPLYCODE)
 	mt.disconnect(conn)
 end)
 step("allow", function()
