@@ -16,7 +16,7 @@
 #           exit unless TW_KEEP=1.
 # Cleanup:  tw_cleanup_add "shell command" - run at exit in reverse order, also
 #           on failure, SIGINT, SIGTERM.  Works from subshells.
-# Waiting:  tw_wait_port HOST PORT [SECS]; tw_wait_file_grep FILE ERE SECS;
+# Waiting:  tw_wait_port HOST PORT [SECS]; tw_wait_file_grep FILE|DIR ERE SECS;
 #           tw_wait_maildir MAILDIR N SECS; tw_maildir_count MAILDIR.
 # Peers:    tw_backend_start NAME PORT [proxy|xclient|plain] -> $TW_TMP/NAME,
 #           maildir of user@example.test is $TW_TMP/NAME/mail/user.
@@ -156,11 +156,12 @@ tw_wait_port() {
 	return 0
 }
 
-# tw_wait_file_grep FILE ERE SECS: wait until FILE has a line matching ERE.
+# tw_wait_file_grep FILE ERE SECS: wait until FILE (or any file under
+# FILE, a directory) has a line matching ERE.
 tw_wait_file_grep() {
 	tw__i=0
 	tw__max=$(( ${3:-10} * 5 ))
-	while ! grep -Eq -- "$2" "$1" 2>/dev/null; do
+	while ! grep -rEq -- "$2" "$1" 2>/dev/null; do
 		tw__i=$((tw__i + 1))
 		[ $tw__i -ge $tw__max ] && return 1
 		sleep 0.2
