@@ -212,6 +212,11 @@ run_master(const char *path, int foreground)
 			if (load(path, &nc, err, sizeof(err)) != 0)
 				log_err("reload refused, keeping the running config: %s", err);
 			else {
+				int same = nc.listen.n == ms.cfg.listen.n;
+				for (size_t i = 0; same && i < nc.listen.n; i++)
+					same = strcmp(nc.listen.v[i], ms.cfg.listen.v[i]) == 0;
+				if (!same)
+					log_warn("reload: listen changed; the old listeners stay until a restart");
 				log_info("reloading %s", path);
 				stop_children(&ms);
 				relay_config_free(&ms.cfg);

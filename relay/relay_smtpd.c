@@ -892,8 +892,14 @@ relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
 			if (!(pfd[i].revents & POLLIN))
 				continue;
 			c = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
-			if (c < 0)
+			if (c < 0) {
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				    errno == ENOMEM) {
+					log_warn("receiver accept: %s", strerror(errno));
+					usleep(100000);	/* do not spin on a full table */
+				}
 				continue;
+			}
 			if (nchildren >= cfg->max_clients) {
 				static const char busy[] = "421 4.3.2 Too many connections, try later\r\n";
 				ssize_t w = write(c, busy, sizeof(busy) - 1);

@@ -140,6 +140,36 @@ else
 	tw_fail "BDAT message delivered" "nothing new in $MD/user"
 fi
 
+# BDAT in several chunks; BDAT out of sequence still has its bytes eaten
+n0=$(tw_maildir_count "$MD/user")
+tw_chat_expect "BDAT in chunks, BDAT out of sequence" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
+< 220
+> EHLO client.example.test
+< 250
+>> BDAT 8\r\nNOOP\r\n\r\n
+< 503
+> MAIL FROM:<sender@example.test>
+< 250
+> RCPT TO:<user@example.test>
+< 250
+>> BDAT 34\r\nSubject: relay-basic-chunks\r\n\r\nfir
+< 250
+>> BDAT 0\r\n
+< 250
+>> BDAT 8 LAST\r\nst\r\nlast
+< 250 2\.0\.0 Ok: queued as
+> DATA
+< 503
+alive
+CHAT
+if tw_wait_maildir "$MD/user" $((n0 + 1)) 20; then
+	f=$(grep -l 'relay-basic-chunks' "$MD/user/new/"* | head -n 1)
+	[ -n "$f" ] && grep -q '^first$' "$f" && grep -q '^last$' "$f" &&
+		tw_ok "chunks joined, missing final CRLF added" || tw_fail "chunks joined" "$(cat "$f")"
+else
+	tw_fail "chunked message delivered"
+fi
+
 # pipelined envelope + DATA with dot-stuffing
 n0=$(tw_maildir_count "$MD/user")
 tw_chat_expect "pipelined DATA" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
