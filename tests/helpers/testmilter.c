@@ -4,7 +4,8 @@
  * chosen on the command line:
  *
  *   testmilter -s inet:PORT@127.0.0.1 [-l LOGFILE] [options]
- *     -a ACTION     accept|reject|tempfail|discard|reply|hang|continue
+ *     -a ACTION     accept|reject|tempfail|discard|reply|hang|continue|
+ *                   skip (body: SMFIS_SKIP)|progress (eom: 3 x smfi_progress)
  *     -t STAGE      connect|helo|mail|rcpt|data|header|eoh|body|eom (default eom)
  *     -m ADDR       act at rcpt only for this recipient
  *     -r "CODE X.Y.Z text"   reply for -a reply (smfi_setreply)
@@ -119,6 +120,14 @@ act(SMFICTX *ctx, const char *stage)
 		if (smfi_setreply(ctx, code, xcode[0] ? xcode : NULL, (char *)text) != MI_SUCCESS)
 			tlog("setreply failed");
 		return code[0] == '4' ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+	}
+	if (strcmp(opt_action, "skip") == 0)
+		return SMFIS_SKIP;	/* body: no more chunks, please */
+	if (strcmp(opt_action, "progress") == 0) {
+		for (int i = 0; i < 3; i++)
+			if (smfi_progress(ctx) != MI_SUCCESS)
+				tlog("progress failed");
+		return SMFIS_CONTINUE;
 	}
 	if (strcmp(opt_action, "hang") == 0) {
 		sleep(opt_wait);

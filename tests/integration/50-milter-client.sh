@@ -223,6 +223,48 @@ else
 fi
 stop_bg v-accept-connect
 
+# a body over 64 KiB goes in chunks of at most 65535 bytes
+awk 'BEGIN { printf "Subject: big\r\n\r\n"; for (i = 0; i < 3000; i++) printf "%079d\r\n", i }' >"$T/big.txt"
+tm chunks
+probe chunks "$M" --msg "$T/big.txt"
+expect chunks '^message continue'
+if awk '/^body / { n++; s += $2; if ($2 > 65535) bad = 1 } END { exit !(n == 4 && s == 243000 && !bad) }' "$T/chunks.log"; then
+	tw_ok "chunks: 243000 body bytes in 4 chunks of at most 65535"
+else
+	tw_fail "chunks: body chunking" "$(grep '^body' "$T/chunks.log" | tr '\n' ' ')"
+fi
+stop_bg chunks
+
+# SMFIS_SKIP at the first body chunk: no more chunks, end of message still sent
+tm skip -t body -a skip -H "X-Skipped:yes"
+probe skip "$M" --msg "$T/big.txt"
+expect skip '^message continue'
+expect skip '^X-Skipped: yes'
+[ "$(grep -c '^body ' "$T/skip.log")" -eq 1 ] && tw_ok "skip: one body chunk, then none" ||
+	tw_fail "skip: one body chunk, then none" "$(grep -c '^body ' "$T/skip.log") chunks"
+stop_bg skip
+
+# progress replies before the final one
+tm progress -t eom -a progress -H "X-After-Progress:yes"
+probe progress "$M"
+expect progress '^message continue'
+expect progress '^X-After-Progress: yes'
+stop_bg progress
+
+# chgheader index: the second Received is changed, the first left alone
+printf 'Received: first\nReceived: second\nSubject: idx\n\nbody\n' >"$T/idxmsg.eml"
+tm idx -C "2:Received:changed second" -I "1:X-Second:after the first header"
+probe idx "$M" --msg "$T/idxmsg.eml"
+expect idx '^Received: first'
+expect idx '^Received: changed second'
+if awk '/^--- message/{m=1;next} m' "$T/idx.txt" | sed -n 2p | grep -q '^X-Second:'; then
+	tw_ok "idx: insheader 1 lands after the first header"
+else
+	tw_fail "idx: insheader 1 lands after the first header"
+	sed 's/^/    | /' "$T/idx.txt" | tail -n 8
+fi
+stop_bg idx
+
 # ---- testmilter: modifications ------------------------------------------------
 
 tm mods -H "X-Added:added by testmilter" -I "0:X-Top:at the top" -C "1:Subject:changed" \
