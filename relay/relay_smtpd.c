@@ -608,6 +608,15 @@ cmd_bdat(struct smtpd *s, const char *args)
 		}
 		last = 1;
 	}
+	if (n > (unsigned long long)s->cfg->message_size_limit + 1024 * 1024) {
+		/* no chunk this size can be part of an acceptable message, and
+		 * eating it would take as long as the client wants: hang up */
+		log_info("smtpd client=%s reject reason=bdat-size size=%llu", s->client, n);
+		reply(s, "552 5.3.4 Message too big");
+		txn_reset(s);
+		enter_state(s, ST_QUIT);
+		return;
+	}
 	ok_state = (s->state & (ST_RCPT | ST_BDAT)) != 0;
 	if (ok_state && s->w == NULL && body_begin(s) != 0)
 		s->bdat_failed = 1;

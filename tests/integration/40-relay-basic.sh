@@ -170,6 +170,19 @@ else
 	tw_fail "chunked message delivered"
 fi
 
+tw_chat_expect "absurd BDAT size: 552 and hang up" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
+< 220
+> EHLO client.example.test
+< 250
+> MAIL FROM:<sender@example.test>
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> BDAT 999999999999 LAST
+< 552 5\.3\.4
+eof
+CHAT
+
 # pipelined envelope + DATA with dot-stuffing
 n0=$(tw_maildir_count "$MD/user")
 tw_chat_expect "pipelined DATA" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
