@@ -45,8 +45,33 @@ fi
 rc=$?
 tw_check "-n: missing file -> exit 1" [ $rc -eq 1 ]
 
-# --- HUP under load -----------------------------------------------------------
+# --- workers are recycled after worker_max_sessions ----------------------------
 tw_backend_start be 26160 proxy
+tw_gate_conf "$T/recycle.conf" listen=127.0.0.1:25161 backend=127.0.0.1:26160 \
+	workers_min=1 workers_max=2 worker_max_sessions=2 pid_file="$T/recycle.gatepid"
+if tw_start_gate "$T/recycle.conf" recycle >/dev/null; then
+	ok=0
+	i=0
+	while [ $i -lt 10 ]; do
+		if tw_swaks --server 127.0.0.1:25161 --from you@example.org --to user@example.test &&
+			tw_swaks_reply | grep -q '^250 2\.0\.0'; then
+			ok=$((ok + 1))
+		fi
+		i=$((i + 1))
+	done
+	if [ $ok -eq 10 ]; then
+		tw_ok "10 sessions in a row with worker_max_sessions=2: all 250"
+	else
+		tw_fail "10 sessions in a row with worker_max_sessions=2: all 250" "$ok of 10"
+	fi
+	tw_stop_gate recycle
+else
+	tw_fail "gate with worker_max_sessions=2 starts"
+fi
+tw_check "those 10 delivered" tw_wait_maildir "$T/be/mail/user" 10 20
+rm -rf "$T/be/mail/user"
+
+# --- HUP under load -----------------------------------------------------------
 tw_start_gate "$T/gate.conf" >/dev/null || { tw_fail "gate starts"; tw_summary; exit 1; }
 tw_ok "gate starts"
 MD="$T/be/mail/user"

@@ -6,7 +6,7 @@
 #   an IPv6 client on [::1] through PROXY v2 (TCP6).
 #   the replay to the backend: the client's HELO name, only the MAIL
 #     parameters the backend advertised, DATA without CHUNKING.
-# Ports: gates 25180-25183, backends 26180 (xclient), 26181 (plain),
+# Ports: gates 25180-25184, backends 26180 (xclient), 26181 (plain),
 #        26182 (proxy), 26183 (fake).
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
@@ -58,6 +58,20 @@ if ip -6 addr show dev lo 2>/dev/null | grep -q '::1/128'; then
 	fi
 else
 	echo "# no ::1 on lo: IPv6 part skipped"
+fi
+
+# --- two listeners, IPv4 and IPv6, on one gate -------------------------------
+if ip -6 addr show dev lo 2>/dev/null | grep -q '::1/128'; then
+	tw_gate_conf "$T/2.conf" listen="127.0.0.1:25184, [::1]:25184" backend=127.0.0.1:26182 \
+		pid_file="$T/2.gatepid"
+	if tw_start_gate "$T/2.conf" two >/dev/null; then
+		tw_check "second listener ([::1]:25184) is up" tw_wait_port ::1 25184 5
+		tw_swaks_expect "two listeners: IPv4 one" "250 2\.0\.0" --server 127.0.0.1 --port 25184 $SW
+		tw_swaks_expect "two listeners: IPv6 one" "250 2\.0\.0" --server ::1 --port 25184 -6 $SW
+		tw_stop_gate two
+	else
+		tw_fail "gate with two listeners starts"
+	fi
 fi
 
 # --- replay: the client's HELO name, MAIL parameters the backend offers ------
