@@ -4,9 +4,10 @@
 #   sh tests/peers/sink.sh start PORT     (extra smtp-sink flags in $SINK_OPTS)
 #   sh tests/peers/sink.sh stop PORT
 #
-# smtp-sink accepts and discards every message; it speaks plain SMTP and
-# XCLIENT, not PROXY, so point a gate at it with backend_handoff = none or
-# xclient.  Its pid is kept in ${TW_SINK_DIR:-/tmp}/tailwart-sink-PORT.pid
+# smtp-sink accepts and discards every message; it speaks plain SMTP, not
+# PROXY, so point a gate at it with backend_handoff = none.  (Its XCLIENT
+# knows only NAME and HELO and answers 250 instead of the 220 greeting that
+# Postfix sends, so a gate with backend_handoff = xclient refuses it.)  Its pid is kept in ${TW_SINK_DIR:-/tmp}/tailwart-sink-PORT.pid
 # and its output in ...-PORT.log.
 set -eu
 
