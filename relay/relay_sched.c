@@ -406,8 +406,12 @@ dispatch(struct sched *s)
 			break;
 		}
 		if (pid == 0) {
+			int rc;
 			relay_sig_reset();
-			_exit(relay_sched_deliver_batch(s->cfg, ids, b));
+			free(due);
+			rc = relay_sched_deliver_batch(s->cfg, ids, b);
+			free(ids);
+			_exit(rc);
 		}
 		free(ids);
 		log_debug("scheduler: worker %ld takes %zu message(s), %zu due, tokens %.2f",
