@@ -7,6 +7,12 @@
 . "$(dirname "$0")/../lib.sh"
 . "$TW_PEERS/relay_lib.sh"
 rl_need_relay
+if grep -q __asan_init "$TW_RELAY" 2>/dev/null; then
+	echo "# $TW_RELAY is built with ASan: valgrind cannot run it; skipped"
+	tw_ok "skipped (ASan build)"
+	tw_summary
+	exit 0
+fi
 command -v valgrind >/dev/null || { echo "# valgrind not installed: skipped"; tw_ok "skipped (no valgrind)"; tw_summary; exit 0; }
 
 T=$(tw_tmpdir)
