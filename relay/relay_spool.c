@@ -500,11 +500,21 @@ relay_spool_read(int fd, struct relay_msg *m, const char **why)
 		*why = "missing end record (torn file)";
 		return -1;
 	}
-	hlen = st.st_size < HDR_MAX ? (size_t)st.st_size : HDR_MAX;
-	hdr = malloc(hlen + 1);
-	if (hdr == NULL || relay_spool_pread(fd, hdr, hlen, 0) != 0) {
-		*why = "read error";
-		goto bad;
+	/* the envelope is small unless there are many recipients: read 64K
+	 * first, and up to HDR_MAX only if the data record is not in it */
+	hlen = st.st_size < 65536 ? (size_t)st.st_size : 65536;
+	for (;;) {
+		size_t most = st.st_size < HDR_MAX ? (size_t)st.st_size : HDR_MAX;
+		hdr = malloc(hlen + 1);
+		if (hdr == NULL || relay_spool_pread(fd, hdr, hlen, 0) != 0) {
+			*why = "read error";
+			goto bad;
+		}
+		if (memmem(hdr, hlen, "\ndata\n", 6) != NULL || hlen >= most)
+			break;
+		free(hdr);
+		hdr = NULL;
+		hlen = most;
 	}
 	hdr[hlen] = '\0';
 	if (strncmp(hdr, "TWQ1\n", 5) != 0) {

@@ -90,6 +90,34 @@ TEST(spool_roundtrip)
 	rmtree(d);
 }
 
+TEST(spool_many_recipients)
+{
+	char *d = tmpspool(), *rc[RELAY_RCPT_MAX], id[RELAY_ID_LEN + 1];
+	struct relay_spool_writer *w = malloc(sizeof(*w));
+	const char *why = NULL;
+	struct relay_msg m;
+	int fd;
+
+	/* ~100 KB of envelope: more than the first 64 KB read */
+	for (int i = 0; i < RELAY_RCPT_MAX; i++) {
+		rc[i] = malloc(128);
+		snprintf(rc[i], 128, "recipient-number-%04d-with-a-long-local-part@a-rather-long-domain.example.test", i);
+	}
+	EXPECT_INT(relay_spool_create(d, w, "s@example.test", 0, 0, NULL, rc, RELAY_RCPT_MAX), 0);
+	relay_spool_write(w, "Subject: x\r\n\r\ndata\r\n", 21);
+	memcpy(id, w->id, sizeof(id));
+	EXPECT_INT(relay_spool_commit(d, w, NULL, 0), 0);
+	fd = relay_spool_lock(d, RELAY_DIR_QUEUE, id);
+	EXPECT_INT(relay_spool_read(fd, &m, &why), 0);
+	EXPECT_INT(m.nrcpts, RELAY_RCPT_MAX);
+	EXPECT_STR(m.rcpts[999].addr, rc[999]);
+	EXPECT_INT(m.body_len, 21);
+	EXPECT(m.dkim == NULL);
+	close(fd);
+	relay_msg_free(&m);
+	rmtree(d);
+}
+
 TEST(spool_torn_detected)
 {
 	char *d = tmpspool(), id[RELAY_ID_LEN + 1], p[512];
@@ -341,6 +369,7 @@ main(void)
 {
 	log_init("test_relay", 1);
 	RUN(spool_roundtrip);
+	RUN(spool_many_recipients);
 	RUN(spool_torn_detected);
 	RUN(state_roundtrip);
 	RUN(lock_is_exclusive);
