@@ -33,8 +33,15 @@ qid() { sed -n 's/.*queued as \([0-9A-F]\{16\}\).*/\1/p' "$TW_TMP/swaks.out" | t
 
 rl_conf "$T/relay.conf" "listen=127.0.0.1:$RP" "smarthost=[127.0.0.1]:$BP" \
 	"tls=none" "tls_ca=" "auth_user=" "auth_password=" "smtp_timeout=3s" \
-	"min_backoff=1s" "max_backoff=1s"
+	"min_backoff=1s" "max_backoff=1s" "message_size_limit=64K"
 rl_start "$T/relay.conf" || { tw_fail "relay start"; tw_summary; exit 1; }
+
+# an oversized message: 552 after its end, nothing queued, session usable
+head -c 100000 /dev/zero | tr '\0' 'b' | fold -w 76 >"$T/over.txt"
+tw_swaks_expect "oversized DATA: 552 5.3.4" "552 5\.3\.4" --server 127.0.0.1:$RP \
+	--from sender@example.test --to user@example.test --body "$T/over.txt"
+rl_q "$T/relay.conf" list | grep -q '^0 messages$' && tw_ok "oversized message not queued" ||
+	tw_fail "oversized message not queued"
 
 sent=0
 for mode in hang garbage busy noreply; do
