@@ -94,7 +94,7 @@ copy_headers(struct relay_spool_writer *w, const struct relay_msg *m, int fd)
 		relay_spool_write(w, "\r\n", 2);
 }
 
-int
+enum relay_dsn_result
 relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
     int fd, enum relay_dsn_kind kind, const char *remote_mta,
     char newid[RELAY_ID_LEN + 1])
@@ -106,19 +106,19 @@ relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
 	const char *host = cfg->hostname;
 
 	if (m->from == NULL || m->from[0] == '\0')
-		return 1;
+		return RELAY_DSN_NONE;
 	for (size_t i = 0; i < m->nrcpts; i++)
 		if ((kind == RELAY_DSN_FAILED && m->rcpts[i].status == RELAY_R_BOUNCED) ||
 		    (kind == RELAY_DSN_DELAYED && m->rcpts[i].status == RELAY_R_PENDING))
 			n++;
 	if (n == 0)
-		return 1;
+		return RELAY_DSN_NONE;
 	w = malloc(sizeof(*w));
 	if (w == NULL)
-		return -1;
+		return RELAY_DSN_ERROR;
 	if (relay_spool_create(cfg->spool_dir, w, "", m->utf8, 0, NULL, rcpts, 1) != 0) {
 		free(w);
-		return -1;
+		return RELAY_DSN_ERROR;
 	}
 	rfc822_date(time(NULL), date, sizeof(date));
 	rfc822_date(m->arrival, arr, sizeof(arr));
@@ -189,13 +189,13 @@ relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
 	if (relay_spool_commit(cfg->spool_dir, w, dkim, dkim_len) != 0) {
 		free(dkim);
 		free(w);
-		return -1;
+		return RELAY_DSN_ERROR;
 	}
 	free(dkim);
 	free(w);
-	return 0;
+	return RELAY_DSN_QUEUED;
 fail:
 	relay_spool_abort(w);
 	free(w);
-	return -1;
+	return RELAY_DSN_ERROR;
 }

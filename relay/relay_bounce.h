@@ -7,7 +7,7 @@
  * from the null sender to m->from, and commits it durably. kind FAILED
  * reports the recipients whose status is RELAY_R_BOUNCED; kind DELAYED
  * (delay_warning) reports the pending ones. It never writes a DSN for a
- * null sender (returns 1, nothing queued). Returns 0 queued, -1 error.
+ * null sender (RELAY_DSN_NONE: nothing to queue).
  */
 #ifndef RELAY_BOUNCE_H
 #define RELAY_BOUNCE_H
@@ -16,8 +16,13 @@
 #include "relay_spool.h"
 
 enum relay_dsn_kind { RELAY_DSN_FAILED, RELAY_DSN_DELAYED };
+enum relay_dsn_result {
+	RELAY_DSN_QUEUED,	/* newid set; durable */
+	RELAY_DSN_NONE,		/* null sender or nobody to report */
+	RELAY_DSN_ERROR,	/* errno set; nothing queued */
+};
 
-int relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
+enum relay_dsn_result relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
 	    int fd, enum relay_dsn_kind kind, const char *remote_mta,
 	    char newid[RELAY_ID_LEN + 1]);
 /* The enhanced status in a reply text ("550 5.1.1 ..." -> "5.1.1"), or

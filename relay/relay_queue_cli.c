@@ -144,18 +144,26 @@ cmd_show(const struct relay_config *cfg, const char *id)
 	return 0;
 }
 
+/* Lock a message for a change; says why not on stderr. fd or -1. */
 static int
 lock_or_say(const struct relay_config *cfg, enum relay_spool_dir d, const char *id)
 {
-	int fd = relay_spool_lock(cfg->spool_dir, d, id);
+	int fd;
 
-	if (fd == -2)
+	switch (relay_spool_lock(cfg->spool_dir, d, id, &fd)) {
+	case RELAY_LOCK_OK:
+		return fd;
+	case RELAY_LOCK_BUSY:
 		fprintf(stderr, "%s: being delivered right now; try again\n", id);
-	else if (fd == -3)
+		break;
+	case RELAY_LOCK_GONE:
 		fprintf(stderr, "%s: no such message in %s/\n", id, relay_spool_subdir(d));
-	else if (fd < 0)
+		break;
+	case RELAY_LOCK_ERROR:
 		fprintf(stderr, "%s: %s\n", id, strerror(errno));
-	return fd;
+		break;
+	}
+	return -1;
 }
 
 /* Make the next attempt "now" on disk (the state survives a restart). */
@@ -211,12 +219,12 @@ static int
 cmd_delete(const struct relay_config *cfg, const char *id)
 {
 	enum relay_spool_dir d = RELAY_DIR_QUEUE;
-	int fd = relay_spool_lock(cfg->spool_dir, d, id);
+	int fd;
 
-	if (fd == -3) {
+	/* in queue/, else in hold/ */
+	if (relay_spool_lock(cfg->spool_dir, d, id, &fd) == RELAY_LOCK_GONE)
 		d = RELAY_DIR_HOLD;
-		fd = lock_or_say(cfg, d, id);
-	} else if (fd < 0)
+	if (fd < 0)
 		fd = lock_or_say(cfg, d, id);
 	if (fd < 0)
 		return 1;

@@ -139,15 +139,16 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 	}
 	if (pending == 0) {
 		if (bounced > 0 && !m->notified) {
-			int rc = relay_bounce_queue(cfg, m, fd, RELAY_DSN_FAILED, relay, newid);
-			if (rc < 0) {
+			enum relay_dsn_result rc = relay_bounce_queue(cfg, m, fd,
+			    RELAY_DSN_FAILED, relay, newid);
+			if (rc == RELAY_DSN_ERROR) {
 				log_err("%s dsn failed: %s; will retry", m->id, strerror(errno));
 				m->next_attempt = now + cfg->min_backoff;
 				if (relay_state_save(cfg->spool_dir, m) != 0)
 					log_err("%s state save failed: %s", m->id, strerror(errno));
 				return;
 			}
-			if (rc == 0) {
+			if (rc == RELAY_DSN_QUEUED) {
 				char msg[64];
 				log_info("%s sender non-delivery notification: %s", m->id, newid);
 				snprintf(msg, sizeof(msg), "new %s", newid);
@@ -162,14 +163,15 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 		return;
 	}
 	if (cfg->delay_warning > 0 && !m->warned && now - m->arrival >= (time_t)cfg->delay_warning) {
-		int rc = relay_bounce_queue(cfg, m, fd, RELAY_DSN_DELAYED, relay, newid);
-		if (rc == 0) {
+		enum relay_dsn_result rc = relay_bounce_queue(cfg, m, fd, RELAY_DSN_DELAYED,
+		    relay, newid);
+		if (rc == RELAY_DSN_QUEUED) {
 			char msg[64];
 			log_info("%s sender delay notification: %s", m->id, newid);
 			snprintf(msg, sizeof(msg), "new %s", newid);
 			(void)relay_notify(cfg->spool_dir, msg);
 		}
-		if (rc >= 0)
+		if (rc != RELAY_DSN_ERROR)
 			m->warned = 1;
 	}
 	m->next_attempt = now + relay_sched_backoff(cfg, m->attempts, rnd32());
@@ -198,13 +200,15 @@ relay_sched_deliver_batch(const struct relay_config *cfg, char (*ids)[17], size_
 	for (size_t i = 0; i < n; i++) {
 		struct relay_msg m;
 		const char *why = NULL;
-		int fd = relay_spool_lock(cfg->spool_dir, RELAY_DIR_QUEUE, ids[i]);
+		int fd;
+		enum relay_lock lk = relay_spool_lock(cfg->spool_dir, RELAY_DIR_QUEUE, ids[i], &fd);
 
-		if (fd < 0) {
-			if (fd == -1)
+		if (lk != RELAY_LOCK_OK) {
+			if (lk == RELAY_LOCK_ERROR)
 				log_warn("%s cannot open: %s", ids[i], strerror(errno));
 			else
-				log_debug("%s skipped: %s", ids[i], fd == -2 ? "owned by another process" : "gone");
+				log_debug("%s skipped: %s", ids[i],
+				    lk == RELAY_LOCK_BUSY ? "owned by another process" : "gone");
 			continue;
 		}
 		if (relay_spool_read(fd, &m, &why) != 0) {

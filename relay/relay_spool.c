@@ -395,35 +395,37 @@ relay_spool_abort(struct relay_spool_writer *w)
 	w->path[0] = '\0';
 }
 
-int
-relay_spool_lock(const char *dir, enum relay_spool_dir d, const char *id)
+enum relay_lock
+relay_spool_lock(const char *dir, enum relay_spool_dir d, const char *id, int *fdp)
 {
 	char p[4096];
 	struct stat a, b;
 	int fd;
 
+	*fdp = -1;
 	if (!relay_spool_valid_id(id)) {
 		errno = EINVAL;
-		return -1;
+		return RELAY_LOCK_ERROR;
 	}
 	if (relay_pathf(p, sizeof(p), "%s/%s/%s", dir, relay_spool_subdir(d), id) != 0)
-		return -1;
+		return RELAY_LOCK_ERROR;
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? -3 : -1;
+		return errno == ENOENT ? RELAY_LOCK_GONE : RELAY_LOCK_ERROR;
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		int e = errno;
-		(void)close(fd);
+		(void)close(fd);	/* read-only, never written */
 		errno = e;
-		return e == EWOULDBLOCK ? -2 : -1;
+		return e == EWOULDBLOCK ? RELAY_LOCK_BUSY : RELAY_LOCK_ERROR;
 	}
 	/* someone may have moved or removed it between open and lock */
 	if (fstat(fd, &a) != 0 || stat(p, &b) != 0 || a.st_ino != b.st_ino ||
 	    a.st_dev != b.st_dev) {
 		(void)close(fd);
-		return -3;
+		return RELAY_LOCK_GONE;
 	}
-	return fd;
+	*fdp = fd;
+	return RELAY_LOCK_OK;
 }
 
 void

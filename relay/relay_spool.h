@@ -101,9 +101,15 @@ int  relay_spool_commit(const char *dir, struct relay_spool_writer *w,
 	    const char *dkim, size_t dkim_len);
 void relay_spool_abort(struct relay_spool_writer *w);
 
-/* Open and lock dir/ID (non-blocking). Returns the fd, -1 on error, -2 if
- * another process owns it, -3 if it is gone. */
-int  relay_spool_lock(const char *dir, enum relay_spool_dir d, const char *id);
+enum relay_lock {
+	RELAY_LOCK_OK,		/* *fd is open and locked; close it to unlock */
+	RELAY_LOCK_BUSY,	/* another process owns the message */
+	RELAY_LOCK_GONE,	/* not (or no longer) in that directory */
+	RELAY_LOCK_ERROR,	/* errno set */
+};
+/* Open and lock dir/ID without waiting. */
+enum relay_lock relay_spool_lock(const char *dir, enum relay_spool_dir d,
+	    const char *id, int *fd);
 /* Parse a locked (or any) queue file. 0; -1 = corrupt (why set). */
 int  relay_spool_read(int fd, struct relay_msg *m, const char **why);
 /* Load / save state/ID into m (save: tmp file, fsync, rename, fsync dir). */

@@ -72,7 +72,7 @@ TEST(spool_roundtrip)
 	EXPECT(d != NULL);
 	EXPECT_INT(commit_one(d, id, body), 0);
 	EXPECT(relay_spool_valid_id(id));
-	fd = relay_spool_lock(d, RELAY_DIR_QUEUE, id);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, id, &fd), RELAY_LOCK_OK);
 	EXPECT(fd >= 0);
 	EXPECT_INT(relay_spool_read(fd, &m, &why), 0);
 	EXPECT_STR(m.id, id);
@@ -107,7 +107,7 @@ TEST(spool_many_recipients)
 	relay_spool_write(w, "Subject: x\r\n\r\ndata\r\n", 21);
 	memcpy(id, w->id, sizeof(id));
 	EXPECT_INT(relay_spool_commit(d, w, NULL, 0), 0);
-	fd = relay_spool_lock(d, RELAY_DIR_QUEUE, id);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, id, &fd), RELAY_LOCK_OK);
 	EXPECT_INT(relay_spool_read(fd, &m, &why), 0);
 	EXPECT_INT(m.nrcpts, RELAY_RCPT_MAX);
 	EXPECT_STR(m.rcpts[999].addr, rc[999]);
@@ -155,7 +155,7 @@ TEST(state_roundtrip)
 	int fd;
 
 	EXPECT_INT(commit_one(d, id, "Subject: x\r\n\r\nbody\r\n"), 0);
-	fd = relay_spool_lock(d, RELAY_DIR_QUEUE, id);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, id, &fd), RELAY_LOCK_OK);
 	EXPECT_INT(relay_spool_read(fd, &m, &why), 0);
 	EXPECT_INT(relay_state_load(d, &m), 0);	/* absent: fresh */
 	EXPECT_INT(m.attempts, 0);
@@ -190,21 +190,21 @@ TEST(lock_is_exclusive)
 	pid_t pid;
 
 	EXPECT_INT(commit_one(d, id, "Subject: x\r\n\r\nbody\r\n"), 0);
-	fd = relay_spool_lock(d, RELAY_DIR_QUEUE, id);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, id, &fd), RELAY_LOCK_OK);
 	EXPECT(fd >= 0);
 	pid = fork();
 	if (pid == 0)
-		_exit(relay_spool_lock(d, RELAY_DIR_QUEUE, id) == -2 ? 0 : 1);
+		_exit(relay_spool_lock(d, RELAY_DIR_QUEUE, id, &fd) == RELAY_LOCK_BUSY ? 0 : 1);
 	waitpid(pid, &st, 0);
 	EXPECT_INT(WEXITSTATUS(st), 0);
 	/* held elsewhere: gone from queue/ after a move */
 	EXPECT_INT(relay_spool_move(d, RELAY_DIR_QUEUE, RELAY_DIR_HOLD, id), 0);
 	close(fd);
-	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, id), -3);
-	fd = relay_spool_lock(d, RELAY_DIR_HOLD, id);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, id, &fd), RELAY_LOCK_GONE);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_HOLD, id, &fd), RELAY_LOCK_OK);
 	EXPECT(fd >= 0);
 	close(fd);
-	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, "../../etc/passwd"), -1);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, "../../etc/passwd", &fd), RELAY_LOCK_ERROR);
 	rmtree(d);
 }
 
@@ -216,7 +216,7 @@ TEST(recover)
 	int fd;
 
 	EXPECT_INT(commit_one(d, id, "Subject: x\r\n\r\nbody\r\n"), 0);
-	fd = relay_spool_lock(d, RELAY_DIR_QUEUE, id);
+	EXPECT_INT(relay_spool_lock(d, RELAY_DIR_QUEUE, id, &fd), RELAY_LOCK_OK);
 	EXPECT_INT(relay_spool_read(fd, &m, &why), 0);
 	EXPECT_INT(relay_state_save(d, &m), 0);
 	close(fd);
