@@ -13,7 +13,7 @@
  * stays; the children are restarted with the new one, their running
  * sessions and deliveries finish on their own), re-opens logs on USR1 and
  * stops on TERM/INT. Listener addresses are bound once: changing `listen`
- * needs a restart.
+ * needs a restart. The children stop when the master dies (PDEATHSIG).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -48,6 +49,7 @@ struct master {
 	pid_t	 pid[CHILD_N];
 	time_t	 started[CHILD_N];
 	time_t	 respawn_at[CHILD_N];
+	pid_t	 master;
 };
 
 static void
@@ -91,6 +93,11 @@ spawn(struct master *ms, enum child_role role)
 		log_err("%s", why);
 		_exit(1);
 	}
+	/* if the master dies (even by kill -9), stop too, so that a new
+	 * master can bind the listeners; set after the privilege drop, which
+	 * clears it. Sessions and deliveries in progress still finish. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != ms->master)
+		_exit(0);
 	if (role == CHILD_RECEIVER)
 		_exit(relay_smtpd_run(&ms->cfg, ms->fds, ms->nfds));
 	for (size_t i = 0; i < ms->nfds; i++)
@@ -186,6 +193,7 @@ run_master(const char *path, int foreground)
 		fatal("daemonize: %s", strerror(errno));
 	if (relay_sig_init() != 0)
 		fatal("signals: %s", strerror(errno));
+	ms.master = getpid();
 	log_info("tailwart-relay started listen=%s spool=%s", ms.cfg.listen.v[0],
 	    ms.cfg.spool_dir);
 	for (int r = 0; r < CHILD_N; r++)

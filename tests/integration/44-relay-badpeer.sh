@@ -132,6 +132,31 @@ grep -q '^Subject: after-bad-hup' "$T/fake.log.msgs" 2>/dev/null &&
 fake_stop
 rl_stop relay
 
+# the master killed alone (kill -9): its children stop, a new master can
+# bind the same port and finds the queue
+rl_conf "$T/m.conf" "listen=127.0.0.1:$RP" "smarthost=[127.0.0.1]:$BP" \
+	"tls=none" "tls_ca=" "auth_user=" "auth_password=" "spool_dir=$T/spool-m" \
+	"min_backoff=1h" "max_backoff=1h"
+rl_start "$T/m.conf" m || tw_fail "relay start (m)"
+tw_swaks_expect "queued before the master dies" 250 --server 127.0.0.1:$RP \
+	--from sender@example.test --to user@example.test --header "Subject: master-kill"
+mpid=$(cat "$T/m.pid")
+kill -KILL "$mpid"
+wait "$mpid" 2>/dev/null
+i=0
+while tw_listening 127.0.0.1 $RP && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+if ! tw_listening 127.0.0.1 $RP; then
+	tw_ok "children stop when the master is killed"
+else
+	tw_fail "children stop when the master is killed" "$(pgrep -g "$mpid" | tr '\n' ' ')"
+fi
+rl_stop m
+rl_start "$T/m.conf" m2 && tw_ok "a new master binds the port again" ||
+	tw_fail "a new master binds the port again"
+rl_q "$T/m.conf" list | grep -q '^1 messages*$' && tw_ok "queue intact after the master's death" ||
+	tw_fail "queue intact after the master's death" "$(rl_q "$T/m.conf" list | tail -n 1)"
+rl_stop m2
+
 # full disk: a small tmpfs spool; an oversized message gets 452 (not 250,
 # not 5xx), a small one is still accepted, nothing queued is lost
 mkdir -p "$T/tiny"
