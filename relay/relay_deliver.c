@@ -422,8 +422,8 @@ relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 			goto lost_rset;
 	}
 	c->nmsgs++;
-	snprintf(mailcmd, sizeof(mailcmd), "MAIL FROM:<%s>%s%s%s", m->from,
-	    c->caps.size ? "" : "", m->eightbit && c->caps.eightbit ? " BODY=8BITMIME" : "",
+	snprintf(mailcmd, sizeof(mailcmd), "MAIL FROM:<%s>%s%s", m->from,
+	    m->eightbit && c->caps.eightbit ? " BODY=8BITMIME" : "",
 	    m->utf8 ? " SMTPUTF8" : "");
 	if (c->caps.size) {
 		size_t l = strlen(mailcmd);
