@@ -16,6 +16,7 @@
 #include "policy_config.h"
 #include "policy_dns.h"
 #include "policy_store.h"
+#include "gate_milter.h"
 
 enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
 
@@ -44,6 +45,7 @@ struct gate_settings {
 	unsigned	 pregreet_wait, screen_cache_ttl;
 	unsigned long long screen_max_connections;
 	struct policy_config policy;		/* the policy keys (policy_config_load) */
+	struct gate_milter_set milters;		/* external milters (gate_milter_config) */
 	int		 policy_loaded;
 
 	/* derived */

@@ -194,3 +194,16 @@ gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 	}
 	return r.code;
 }
+
+/* RSET toward the backend (a transaction to drop). A failure just drops
+ * the backend connection; the next MAIL opens a new one. */
+void
+gate_backend_rset(struct gate_session *s)
+{
+	struct smtp_reply r;
+
+	if (s->be.fd < 0)
+		return;
+	if (smtp_command(&s->be.io, &r, "RSET") != SMTP_R_OK || r.code != 250)
+		gate_backend_close(s, 0);
+}

@@ -180,7 +180,8 @@ gate_config_load(const char *path, struct gate_settings *s, char *err, size_t er
 	    derive(&c, s, err, errlen) == 0 &&
 	    policy_config_load(&c, &s->policy, err, errlen) == 0) {
 		s->policy_loaded = 1;
-		if (conf_check_unused(&c, err, errlen) == 0)
+		if (gate_milter_config(&c, &s->milters, err, errlen) == 0 &&
+		    conf_check_unused(&c, err, errlen) == 0)
 			rc = 0;
 	}
 	s->file = NULL;
@@ -196,6 +197,7 @@ gate_config_free(struct gate_settings *s)
 	conf_release(gate_schema, s);
 	if (s->policy_loaded)
 		policy_config_free(&s->policy);
+	gate_milter_set_free(&s->milters);
 	net_cidr_list_free(&s->trusted_proxies);
 	free(s->listeners);
 	memset(s, 0, sizeof(*s));

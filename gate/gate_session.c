@@ -101,20 +101,11 @@ reset_transaction(struct gate_session *s)
 	s->smtputf8 = s->body8 = 0;
 	s->declared_size = 0;
 	s->nrcpt = 0;
+	gate_rcpts_clear(s);
+	if (s->milters != NULL)
+		gate_milter_abort(s->milters);
 }
 
-/* RSET toward the backend when it holds a transaction. A failure just drops
- * the backend connection; the next MAIL opens a new one. */
-static void
-backend_reset(struct gate_session *s)
-{
-	struct smtp_reply r;
-
-	if (s->be.fd < 0 || (s->state != ST_MAIL && s->state != ST_RCPT))
-		return;
-	if (smtp_command(&s->be.io, &r, "RSET") != SMTP_R_OK || r.code != 250)
-		gate_backend_close(s, 0);
-}
 
 static void
 cmd_helo_common(struct gate_session *s, char *arg, int esmtp)
@@ -135,7 +126,8 @@ cmd_helo_common(struct gate_session *s, char *arg, int esmtp)
 		gate_reply(s, "501 5.5.4 Syntax: hostname too long");
 		return;
 	}
-	backend_reset(s);
+	if (s->state == ST_MAIL || s->state == ST_RCPT)
+		gate_backend_rset(s);
 	reset_transaction(s);
 	snprintf(s->helo, sizeof(s->helo), "%s", arg);
 	s->esmtp = esmtp;
@@ -151,6 +143,8 @@ cmd_ehlo(struct gate_session *s, char *arg)
 
 	cmd_helo_common(s, arg, 1);
 	if (s->state != ST_HELO)
+		return;
+	if (gate_filter_helo(s) != 0)
 		return;
 	caps[n++] = "PIPELINING";
 	snprintf(size, sizeof(size), "SIZE %zu", s->cfg->message_size_limit);
@@ -170,7 +164,7 @@ static void
 cmd_helo(struct gate_session *s, char *arg)
 {
 	cmd_helo_common(s, arg, 0);
-	if (s->state == ST_HELO)
+	if (s->state == ST_HELO && gate_filter_helo(s) == 0)
 		gate_reply(s, "250 %s", s->cfg->hostname);
 }
 
@@ -273,6 +267,22 @@ cmd_mail(struct gate_session *s, char *arg)
 	}
 	if (gate_policy_mail(s, path.addr) != 0)
 		return;
+	{
+		/* the client's parameters as one string, for milters */
+		char cp[512];
+		size_t o = 0;
+		cp[0] = '\0';
+		for (size_t i = 0; i < path.nparams && o < sizeof(cp); i++)
+			o += (size_t)snprintf(cp + o, sizeof(cp) - o, "%s%s%s%s", i ? " " : "",
+			    path.params[i].key, path.params[i].value ? "=" : "",
+			    path.params[i].value ? path.params[i].value : "");
+		snprintf(s->mail_from, sizeof(s->mail_from), "%s", path.addr);	/* for macros */
+		if (gate_filter_mail(s, path.addr, cp) != 0) {
+			s->mail_from[0] = '\0';
+			return;
+		}
+		s->mail_from[0] = '\0';
+	}
 	if (gate_backend_open(s) != 0)
 		return;
 	if (utf8 && !s->be.caps.smtputf8) {
@@ -289,6 +299,10 @@ cmd_mail(struct gate_session *s, char *arg)
 	if (n < 0 || (size_t)n >= sizeof(replay)) {
 		gate_reply(s, "501 5.5.4 Parameters too long");
 		return;
+	}
+	{
+		const char *sp = strchr(replay, '>');
+		snprintf(s->mail_params, sizeof(s->mail_params), "%s", sp ? sp + 1 : "");
 	}
 	code = gate_backend_relay(s, "%s", replay);
 	if (code < 0)
@@ -337,6 +351,9 @@ cmd_rcpt(struct gate_session *s, char *arg)
 	}
 	if (gate_policy_rcpt(s, path.addr) != 0)
 		return;
+	snprintf(s->cur_rcpt, sizeof(s->cur_rcpt), "%s", path.addr);
+	if (gate_filter_rcpt(s, path.addr) != 0)
+		return;
 	code = gate_backend_relay(s, "RCPT TO:<%s>", path.addr);
 	if (code < 0)
 		return;
@@ -347,6 +364,10 @@ cmd_rcpt(struct gate_session *s, char *arg)
 		    path.addr, code);
 	if (code / 100 == 2) {
 		s->nrcpt++;
+		if (s->milters != NULL && gate_rcpts_add(s, path.addr) != 0) {
+			gate_reply(s, "451 4.3.0 Out of memory");
+			return;
+		}
 		gate_enter_state(s, ST_RCPT);
 	} else if (code / 100 == 5)
 		gate_error(s);
@@ -368,7 +389,8 @@ static void
 cmd_rset(struct gate_session *s, char *arg)
 {
 	(void)arg;
-	backend_reset(s);
+	if (s->state == ST_MAIL || s->state == ST_RCPT)
+		gate_backend_rset(s);
 	reset_transaction(s);
 	if (s->state == ST_MAIL || s->state == ST_RCPT)
 		gate_enter_state(s, ST_HELO);
@@ -442,6 +464,14 @@ dispatch(struct gate_session *s, char *line)
 	if (c->verb == NULL) {
 		gate_error(s);
 		gate_reply(s, "500 5.5.2 Command unrecognized");
+		return;
+	}
+	if (s->milter_refusal[0] != '\0' && c->proceed != cmd_quit && c->proceed != cmd_noop &&
+	    c->proceed != cmd_rset) {
+		/* a milter refused the session at connect/HELO: every command
+		 * but QUIT gets its answer (as Postfix does) */
+		gate_error(s);
+		gate_reply(s, "%s", s->milter_refusal);
 		return;
 	}
 	if (!(c->states & s->state)) {
@@ -518,7 +548,7 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	struct gate_session *s = calloc(1, sizeof(*s));
 	char line[SMTP_LINE_MAX + 1], laddr[64];
 	unsigned lport = 0;
-	int skipping = 0;
+	int skipping = 0, greeted;
 
 	if (s == NULL)
 		return;
@@ -542,19 +572,25 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	    s->peer_port, laddr, lport);
 	s->state = ST_CONNECTED;
 	s->spf_result = -1;
+	greeted = pass != NULL && (pass->flags & GATE_PASS_GREETED);
 	if (pass != NULL) {
-		/* the screen ran the connect-stage checks and the greeting */
+		/* the screen ran the connect-stage checks (and the greeting) */
 		s->allowlisted = (pass->flags & GATE_PASS_ALLOW) != 0;
 		s->dnswl = (pass->flags & GATE_PASS_DNSWL) != 0;
 		s->rate_owed = (pass->flags & GATE_PASS_RATE_OWED) != 0;
 		if (pass->nbytes > 0 && io_preload(&s->io, pass->bytes, pass->nbytes) != 0)
 			s->state = ST_QUIT;
-		if (!(pass->flags & GATE_PASS_GREETED))
-			gate_reply(s, "220 %s ESMTP tailwart", s->cfg->hostname);
 	} else if (gate_policy_connect(s) != 0) {
 		s->refused = 1;		/* the refusal is the greeting; then close */
 		s->state = ST_QUIT;
-	} else
+	}
+	/* milters see the connection; a refusal before the greeting is the
+	 * greeting, after it (the screen greeted) it answers every command */
+	if (s->state != ST_QUIT && gate_filter_open(s) != 0 && !greeted) {
+		s->refused = 1;
+		s->state = ST_QUIT;
+	}
+	if (s->state != ST_QUIT && !greeted)
 		gate_reply(s, "220 %s ESMTP tailwart", s->cfg->hostname);
 
 	while (s->state != ST_QUIT) {
@@ -595,6 +631,9 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	(void)io_flush(&s->io);
 	gate_backend_close(s, 1);
 	gate_policy_end(s);
+	gate_filter_close(s);
+	gate_rcpts_clear(s);
+	free(s->rcpts);
 	log_info("%s disconnect client=%s%s helo=%s tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
 	    s->id, s->peer_ip, s->refused ? " refused=yes" : "", s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no",
 	    s->nmail, s->naccepted, s->ncommands, s->errors, gate_now_ms() - s->started_ms);

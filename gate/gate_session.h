@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "gate.h"
+#include "gate_milter.h"
 #include "io.h"
 #include "smtp.h"
 
@@ -59,6 +60,15 @@ struct gate_session {
 	long long		 started_ms;
 
 	struct gate_backend	 be;
+
+	/* milters */
+	struct gate_milter_session *milters;	/* NULL without milters */
+	char			 milter_refusal[GATE_MILTER_REPLY_MAX];	/* session refused */
+	char			 cur_rcpt[SMTP_PATH_MAX + 1];
+	char			 mbuf[96];		/* macro scratch */
+	unsigned		 ntrans;
+	char			**rcpts;
+	size_t			 rcpts_cap;
 };
 
 /* reply helpers (gate_session.c) */
@@ -71,6 +81,7 @@ void gate_error(struct gate_session *s);	/* counts client errors */
  * have already sent the client the right 4xx and logged it. */
 int  gate_backend_open(struct gate_session *s);
 void gate_backend_close(struct gate_session *s, int send_quit);
+void gate_backend_rset(struct gate_session *s);
 /* Send a command, relay the backend's reply to the client verbatim.
  * Returns the reply code, or -1 when the backend is gone (client got
  * 421 4.4.2 and the session must end). */
@@ -78,8 +89,39 @@ int  gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* DATA (gate_data.c): read the message from the client and stream it to
- * the backend; the final reply is the backend's. */
+ * the backend; the final reply is the backend's. The steps are shared
+ * with the milter path (gate_filter.c). */
+struct gate_data {
+	char		*chunk;		/* BDAT only */
+	size_t		 clen;
+	size_t		 size;		/* unstuffed message bytes */
+	int		 bad_cr, bad_lf, too_big;
+	int		 be_failed;	/* 1 backend gone, 2 backend refused a chunk */
+	struct smtp_reply be_reply;	/* a refusal to relay at the end */
+	struct gate_milter_spool *spool;	/* milters: content goes here first */
+	int		 spool_failed;
+};
 void gate_data_run(struct gate_session *s);
+int  gate_data_begin(struct gate_session *s, struct gate_data *d, int relay_354);
+int  gate_data_read(struct gate_session *s, struct gate_data *d);
+void gate_data_forward(struct gate_session *s, struct gate_data *d, const char *p,
+	    size_t n, int bol);
+void gate_data_refuse_bad(struct gate_session *s, struct gate_data *d);
+void gate_data_finish(struct gate_session *s, struct gate_data *d);
+void gate_data_end_transaction(struct gate_session *s);
+
+/* Milters (gate_filter.c): the session side of gate_milter.c. Each returns
+ * 0 to go on or -1 when the command was refused (reply queued). */
+int  gate_filter_open(struct gate_session *s);
+int  gate_filter_helo(struct gate_session *s);
+int  gate_filter_mail(struct gate_session *s, const char *addr, const char *params);
+int  gate_filter_rcpt(struct gate_session *s, const char *addr);
+void gate_filter_data(struct gate_session *s);
+void gate_filter_close(struct gate_session *s);
+
+/* Accepted recipients of the transaction (replayed after milter changes). */
+int  gate_rcpts_add(struct gate_session *s, const char *addr);
+void gate_rcpts_clear(struct gate_session *s);
 
 long long gate_now_ms(void);
 
