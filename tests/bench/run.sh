@@ -18,12 +18,14 @@ SIZE=${BENCH_SIZE:-1024}
 ROUNDS=${BENCH_ROUNDS:-2}
 D=$(mktemp -d /tmp/tailwart-bench.XXXXXX)
 chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
-SINK_PORT=29025 BE_PORT=29026 BE_PLAIN=29027 GA_PORT=29125 GC_PORT=29126
+SINK_PORT=29025 BE_PORT=29026 BE_PLAIN=29027 GA_PORT=29125 GC_PORT=29126 GM_PORT=29127 TM_PORT=29128
 SRC=$(command -v smtp-source || echo /usr/sbin/smtp-source)
 
 cleanup() {
 	[ -f "$D/ga.pid" ] && kill "$(cat "$D/ga.pid")" 2>/dev/null || true
 	[ -f "$D/gc.pid" ] && kill "$(cat "$D/gc.pid")" 2>/dev/null || true
+	[ -f "$D/gm.pid" ] && kill "$(cat "$D/gm.pid")" 2>/dev/null || true
+	[ -f "$D/tm.pid" ] && kill -9 "$(cat "$D/tm.pid")" 2>/dev/null || true
 	TW_SINK_DIR=$D sh tests/peers/sink.sh stop $SINK_PORT >/dev/null 2>&1 || true
 	sh tests/peers/backend.sh stop "$D/be" >/dev/null 2>&1 || true
 	sleep 1
@@ -101,19 +103,28 @@ gate_conf "$D/ga.conf" $GA_PORT 127.0.0.1:$SINK_PORT none
 gate_conf "$D/gc.conf" $GC_PORT 127.0.0.1:$BE_PORT proxy-v2
 start_gate "$D/ga.conf" $GA_PORT "$D/ga.pid"
 start_gate "$D/gc.conf" $GC_PORT "$D/gc.pid"
+# (e): the gate of (b) with one no-op milter (libmilter, continue/accept)
+"$B/tests/testmilter" -s "inet:$TM_PORT@127.0.0.1" -a continue >/dev/null 2>&1 &
+echo $! >"$D/tm.pid"
+gate_conf "$D/gm.conf" $GM_PORT 127.0.0.1:$SINK_PORT none
+echo "milters = inet:127.0.0.1:$TM_PORT" >>"$D/gm.conf"
+start_gate "$D/gm.conf" $GM_PORT "$D/gm.pid"
 
 # warm-up (not measured)
 MSGS_SAVED=$MSGS; MSGS=200
 run $SINK_PORT >/dev/null; run $GA_PORT >/dev/null; run $BE_PLAIN >/dev/null; run $GC_PORT >/dev/null
+run $GM_PORT >/dev/null
 MSGS=$MSGS_SAVED
 
 a=$(best $SINK_PORT); b=$(best $GA_PORT)
 d=$(best $BE_PLAIN); c=$(best $GC_PORT)
+e=$(best $GM_PORT)
 printf '%-52s %8s msg/s\n' "(a) smtp-sink directly" "$a"
 printf '%-52s %8s msg/s\n' "(b) gate (handoff none) -> smtp-sink" "$b"
 printf '%-52s %8s msg/s\n' "(c) gate (PROXY v2) -> Postfix backend" "$c"
 printf '%-52s %8s msg/s\n' "(d) Postfix backend directly" "$d"
-echo "$a $b $c $d" | awk '{ printf "ratio b/a = %.2f (target >= 0.85)\nratio c/d = %.2f (target >= 0.90)\n", $2/$1, $3/$4 }'
+printf '%-52s %8s msg/s\n' "(e) gate (handoff none) + 1 no-op milter -> smtp-sink" "$e"
+echo "$a $b $c $d $e" | awk '{ printf "ratio b/a = %.2f (target >= 0.85)\nratio c/d = %.2f (target >= 0.90)\nratio e/b = %.2f (milter, target >= 0.80)\n", $2/$1, $3/$4, $5/$2 }'
 
 # memory of an idle worker (a child of gate (c)'s master that is idle now)
 master=$(cat "$D/gc.pid")
