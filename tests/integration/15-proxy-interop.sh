@@ -6,7 +6,7 @@
 # then headers made by proxy_v2_encode / proxy_v1_encode (tests/helpers/
 # proxy_send) go to haproxy with accept-proxy, which logs what it decoded,
 # and to the Postfix backend (smtpd_upstream_proxy_protocol = haproxy).
-# Needs haproxy (Debian package "haproxy"); skipped without it.
+# Needs haproxy (Debian package "haproxy", installed by tests/peers/deps.sh).
 # Ports: 27190-27198.
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
@@ -14,9 +14,9 @@ DUMP="$TW_BUILD/tests/proxy_dump"
 SEND="$TW_BUILD/tests/proxy_send"
 
 if ! command -v haproxy >/dev/null 2>&1; then
-	tw_ok "SKIPPED: haproxy not installed (apt-get install haproxy)"
+	tw_fail "haproxy installed" "not found (tests/peers/deps.sh installs it)"
 	tw_summary
-	exit 0
+	exit 1
 fi
 for b in "$DUMP" "$SEND"; do
 	if [ ! -x "$b" ]; then

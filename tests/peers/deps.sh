@@ -16,7 +16,7 @@ PKGS="build-essential pkg-config libssl-dev libc-ares-dev libspf2-dev
 libmilter-dev libopendkim-dev liblmdb-dev libhiredis-dev postfix swaks
 unbound redis-server opendkim opendkim-tools miltertest sasl2-bin
 libsasl2-modules openssl iproute2 procps netcat-openbsd valgrind
-ca-certificates python3 coreutils $*"
+ca-certificates python3 coreutils haproxy $*"
 
 missing=""
 for p in $PKGS; do
