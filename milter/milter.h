@@ -94,8 +94,10 @@ void milter_config_free(struct milter_settings *s);
 int  milter_priv_drop(const char *user, struct policy_store *st,
 	    const char *listen, char *err, size_t errlen);
 
-/* milter_filter.c: the callback table for smfi_register(). */
+/* milter_filter.c: the callback table for smfi_register(); the number of
+ * connections still holding state (main waits for 0 before freeing). */
 void milter_filter_desc(struct smfiDesc *d);
+int  milter_filter_active(void);
 
 /* milter_dkim.c: DKIM verification (libopendkim). */
 DKIM_LIB *milter_dkim_init(const struct milter_settings *s, char *err, size_t errlen);

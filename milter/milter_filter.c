@@ -21,6 +21,7 @@
  * "ID check=... verdict=... client=IP stage=...".
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,20 @@
 #include "policy_dnsbl.h"
 #include "policy_grey.h"
 #include "policy_rate.h"
+
+/*
+ * Connections holding state. libmilter's smfi_main() returns on SIGTERM
+ * without waiting for its session threads; main() waits for this to reach
+ * 0 before it frees the shared runtime (the one mutable global here, like
+ * a signal flag: atomic, written by the callbacks, read by main).
+ */
+static atomic_int mf_active;
+
+int
+milter_filter_active(void)
+{
+	return atomic_load(&mf_active);
+}
 
 static struct milter_conn *
 mf_conn(SMFICTX *ctx)
@@ -55,6 +70,7 @@ mf_conn(SMFICTX *ctx)
 		free(c);
 		return NULL;
 	}
+	atomic_fetch_add(&mf_active, 1);
 	return c;
 }
 
@@ -437,6 +453,7 @@ mf_close(SMFICTX *ctx)
 	if (smfi_setpriv(ctx, NULL) != MI_SUCCESS)
 		log_debug("%s smfi_setpriv(NULL) failed", c->id);
 	free(c);
+	atomic_fetch_sub(&mf_active, 1);
 	return SMFIS_CONTINUE;
 }
 

@@ -29,6 +29,11 @@
 
 const struct milter_runtime *milter_rt;
 
+/* Static storage, not main()'s stack: session threads read them until the
+ * last one has finished (see the end of main). */
+static struct milter_settings milter_cfg;
+static struct milter_runtime milter_runtime;
+
 static void
 milter_usage(void)
 {
@@ -70,8 +75,8 @@ milter_nodelay(void)
 int
 main(int argc, char **argv)
 {
-	struct milter_settings cfg;
-	struct milter_runtime rt;
+	struct milter_settings *cfgp = &milter_cfg;
+	struct milter_runtime *rtp = &milter_runtime;
 	struct smfiDesc desc;
 	const char *path = "/etc/tailwart/gate.conf";
 	char err[1024];
@@ -90,46 +95,46 @@ main(int argc, char **argv)
 	}
 	log_init("tailwart-milter", fg || check);
 	log_set_debug(debug);
-	if (milter_config_load(path, &cfg, err, sizeof err) != 0) {
+	if (milter_config_load(path, cfgp, err, sizeof err) != 0) {
 		fprintf(stderr, "tailwart-milter: %s\n", err);
 		return 1;
 	}
 	if (check) {
-		printf("%s: ok (listen %s, authserv-id %s)\n", path, cfg.listen,
-		    cfg.authserv_id);
-		milter_config_free(&cfg);
+		printf("%s: ok (listen %s, authserv-id %s)\n", path, cfgp->listen,
+		    cfgp->authserv_id);
+		milter_config_free(cfgp);
 		return 0;
 	}
-	memset(&rt, 0, sizeof rt);
-	rt.cfg = &cfg;
-	if (policy_store_open(cfg.pc.store, cfg.pc.store_prefix, &rt.store, err,
+	memset(rtp, 0, sizeof *rtp);
+	rtp->cfg = cfgp;
+	if (policy_store_open(cfgp->pc.store, cfgp->pc.store_prefix, &rtp->store, err,
 	    sizeof err) != 0) {
-		log_err("store %s: %s", cfg.pc.store, err);
-		milter_config_free(&cfg);
+		log_err("store %s: %s", cfgp->pc.store, err);
+		milter_config_free(cfgp);
 		return 1;
 	}
-	if (cfg.dkim && (rt.dkim = milter_dkim_init(&cfg, err, sizeof err)) == NULL) {
+	if (cfgp->dkim && (rtp->dkim = milter_dkim_init(cfgp, err, sizeof err)) == NULL) {
 		log_err("dkim: %s", err);
-		policy_store_close(rt.store);
-		milter_config_free(&cfg);
+		policy_store_close(rtp->store);
+		milter_config_free(cfgp);
 		return 1;
 	}
-	milter_rt = &rt;
+	milter_rt = rtp;
 	signal(SIGPIPE, SIG_IGN);
 	milter_filter_desc(&desc);
-	if (smfi_setconn(cfg.listen) != MI_SUCCESS || smfi_settimeout((int)cfg.timeout) !=
+	if (smfi_setconn(cfgp->listen) != MI_SUCCESS || smfi_settimeout((int)cfgp->timeout) !=
 	    MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {
-		log_err("cannot register the filter on %s", cfg.listen);
+		log_err("cannot register the filter on %s", cfgp->listen);
 		rc = 1;
 		goto out;
 	}
 	if (smfi_opensocket(1) != MI_SUCCESS) {
-		log_err("cannot listen on %s", cfg.listen);
+		log_err("cannot listen on %s", cfgp->listen);
 		rc = 1;
 		goto out;
 	}
 	milter_nodelay();
-	if (milter_priv_drop(cfg.user, rt.store, cfg.listen, err, sizeof err) != 0) {
+	if (milter_priv_drop(cfgp->user, rtp->store, cfgp->listen, err, sizeof err) != 0) {
 		log_err("%s", err);
 		rc = 1;
 		goto out;
@@ -139,14 +144,23 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	log_info("tailwart-milter listening on %s authserv-id=%s dkim=%s", cfg.listen,
-	    cfg.authserv_id, rt.dkim ? "verify" : "off");
+	log_info("tailwart-milter listening on %s authserv-id=%s dkim=%s", cfgp->listen,
+	    cfgp->authserv_id, rtp->dkim ? "verify" : "off");
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	/* libmilter does not join its session threads: wait for them (10 s)
+	 * before the runtime they use goes away */
+	for (int i = 0; i < 100 && milter_filter_active() > 0; i++)
+		usleep(100000);
+	if (milter_filter_active() > 0) {
+		log_warn("tailwart-milter stopped with %d sessions still open",
+		    milter_filter_active());
+		_exit(rc);
+	}
 	log_info("tailwart-milter stopped");
 out:
-	if (rt.dkim)
-		dkim_close(rt.dkim);
-	policy_store_close(rt.store);
-	milter_config_free(&cfg);
+	if (rtp->dkim)
+		dkim_close(rtp->dkim);
+	policy_store_close(rtp->store);
+	milter_config_free(cfgp);
 	return rc;
 }
