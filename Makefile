@@ -89,6 +89,7 @@ check-unit: all
 
 bench: deps all
 	@sh tests/bench/run.sh
+	@bash tests/bench/relay.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/tailwart $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/tailwart
