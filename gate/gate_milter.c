@@ -1041,6 +1041,10 @@ gm_event(struct gate_milter_session *s, struct gm_milter *m, int stage,
 	char ebuf[96];
 
 	gm_set_reply(reply, replylen, "");
+	/* DATA exists from protocol version 4 on: an older milter gets
+	 * neither the event nor its macros (as Postfix does) */
+	if (cmd == 'T' && m->version < 4)
+		return GMV_CONTINUE;
 	gm_buf_reset(&s->out);
 	if (stage >= 0 && gm_add_macros(s, m, stage) != 0)
 		return gm_fail(s, m, gm_stage_name(cmd), "out of memory", reply, replylen);

@@ -20,6 +20,8 @@
  *   y-250 y-crlf y-long               invalid `y` replies
  *   optneg-bad    answer option negotiation with 'c'
  *   optneg-act    ask for actions that were not offered
+ *   v2            negotiate protocol version 2, then behave (no DATA event
+ *                 may be sent to it)
  *   body-cr       at eom, a replacement body with a bare CR
  *   mods          at eom, raw modifications: add, insert, change, delete
  *                 header, replace body (LF-only lines), quarantine, add and
@@ -222,6 +224,8 @@ serve(int fd, const char *mode, char stage)
 			}
 			if (strcmp(mode, "optneg-act") == 0)
 				v[1] = htonl(0x3ff);
+			if (strcmp(mode, "v2") == 0)
+				v[0] = htonl(2);	/* an old milter: no DATA event */
 			if (send_pkt(fd, 'O', v, sizeof v) != 0)
 				return;
 			continue;

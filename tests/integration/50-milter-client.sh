@@ -386,6 +386,19 @@ expect bad-mods '^Subject: changed subject'
 expect bad-mods '^new body line 2'
 expect bad-mods '^add_rcpt <added@example.test>'
 
+# a protocol version 2 milter never sees DATA (defined from version 4 on)
+next_port
+bg bad-v2 "$BAD" -p $PORT -m v2 -l "$T/v2.log" -T 60 -n 5
+tw_wait_port 127.0.0.1 $PORT 5
+probe v2 "inet:127.0.0.1:$PORT"
+expect v2 '^message continue'
+if grep -q '^cmd T' "$T/v2.log" || ! grep -q '^cmd E' "$T/v2.log"; then
+	tw_fail "v2: no DATA event for a version 2 milter"
+else
+	tw_ok "v2: no DATA event for a version 2 milter"
+fi
+stop_bg bad-v2
+
 # a milter that hangs: the timeout fires, then the default action
 next_port
 bg bad-hang "$BAD" -p $PORT -m hang -t E -T 60 -n 5
