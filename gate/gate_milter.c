@@ -1413,6 +1413,17 @@ gate_milter_msg_free(struct gate_milter_msg *m)
 	memset(m, 0, sizeof *m);
 }
 
+/* Length of a header name without blanks before the colon ("Subject "). */
+static size_t
+gm_name_len(const char *name)
+{
+	size_t n = strlen(name);
+
+	while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t'))
+		n--;
+	return n;
+}
+
 /* Insert a header (taking ownership of name and value) at position pos. */
 static int
 gm_hdr_insert(struct gate_milter_msg *m, size_t pos, char *name, char *value)
@@ -1522,8 +1533,8 @@ gate_milter_msg_read(struct gate_milter_msg *m, FILE *in, const char **why)
 			char *colon = strchr(line, ':'), *name, *value;
 			size_t nl = (size_t)(colon - line);
 
-			while (nl > 0 && (line[nl - 1] == ' ' || line[nl - 1] == '\t'))
-				nl--;
+			/* kept as written ("Subject :" too): the message must go on
+			 * byte for byte, or an upstream DKIM signature breaks */
 			name = strndup(line, nl);
 			value = strdup(colon + 1);
 			if (name == NULL || value == NULL ||
@@ -1987,7 +1998,8 @@ gm_apply(struct gate_milter_session *s, struct gm_milter *m,
 			size_t k, seen = 0;
 
 			for (k = 0; k < msg->nhdr; k++)
-				if (strcasecmp(msg->hdr[k].name, d->a) == 0 &&
+				if (gm_name_len(msg->hdr[k].name) == strlen(d->a) &&
+				    strncasecmp(msg->hdr[k].name, d->a, strlen(d->a)) == 0 &&
 				    ++seen == d->index)
 					break;
 			if (k == msg->nhdr) {
@@ -2154,7 +2166,7 @@ gm_message_one(struct gate_milter_session *s, struct gm_milter *m,
 
 	for (size_t i = 0; i < msg->nhdr; i++) {
 		const char *val = msg->hdr[i].value;
-		size_t nl = strlen(msg->hdr[i].name), vl;
+		size_t nl = gm_name_len(msg->hdr[i].name), vl;
 
 		if (!lead && *val == ' ')
 			val++;
@@ -2164,7 +2176,8 @@ gm_message_one(struct gate_milter_session *s, struct gm_milter *m,
 		if (nl + vl + 2 > GM_DATA_MAX)
 			vl = GM_DATA_MAX - nl - 2;	/* libmilter's limit */
 		gm_buf_reset(&s->pay);
-		gm_buf_str(&s->pay, msg->hdr[i].name);
+		gm_buf_add(&s->pay, msg->hdr[i].name, nl);	/* blanks before ':' go */
+		gm_buf_add(&s->pay, "", 1);
 		gm_buf_add(&s->pay, val, vl);
 		gm_buf_add(&s->pay, "", 1);
 		if (s->pay.oom)

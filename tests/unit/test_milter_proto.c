@@ -286,6 +286,15 @@ TEST(message_roundtrip)
 	gate_milter_msg_free(&m);
 	fclose(f);
 
+	/* blanks before the colon are kept byte for byte */
+	f = mem("Subject : spaced\r\n\r\nb\r\n");
+	EXPECT_INT(gate_milter_msg_read(&m, f, &why), 0);
+	EXPECT_STR(m.hdr[0].name, "Subject ");
+	EXPECT_INT(gm_name_len(m.hdr[0].name), 7);
+	EXPECT_STR(dump(&m), "Subject : spaced\r\n\r\nb\r\n");
+	gate_milter_msg_free(&m);
+	fclose(f);
+
 	/* no empty line: the body starts at the first non-header line */
 	f = mem("Subject: x\r\nnot a header line\r\n");
 	EXPECT_INT(gate_milter_msg_read(&m, f, &why), 0);
