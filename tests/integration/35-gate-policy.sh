@@ -74,6 +74,13 @@ tw_check "the greylisted message is in the mailbox" tw_wait_maildir "$T/be/mail/
 tw_check "received_spf_header: the message carries Received-SPF: pass" \
 	sh -c "grep -rh '^Received-SPF: pass .*client-ip=192.0.2.10' '$T/be/mail/user/new' | grep -q ."
 
+# ---- LMDB state survives a gate restart -----------------------------------------
+expect "restart: first sight greylisted" "451 4\.7\.1" 192.0.2.16 r16@pass.spf.test
+tw_stop_gate gate >/dev/null 2>&1
+tw_start_gate "$T/gate.conf" gate >/dev/null
+sleep 2.5
+expect "restart: the retry passes (the triplet survived in LMDB)" "250 2\.0\.0" 192.0.2.16 r16@pass.spf.test
+
 # ---- SPF ---------------------------------------------------------------------
 expect "SPF fail: 550 5.7.23 at MAIL" "550 5\.7\.23" 192.0.2.11 x@fail.spf.test
 expect "SPF fail with exp=: the domain's explanation is quoted" \
