@@ -1,6 +1,7 @@
 #!/bin/sh
-# 50-milter-gate (WIP until gate_session.c/gate_data.c call gate/gate_milter.h):
-# tailwart-gate with `milters = ...` in front of the real Postfix backend.
+# 50-milter-gate: tailwart-gate with `milters = ...` in front of the real
+# Postfix backend (complements 55-gate-milter.sh: y-reply pass-through,
+# per-recipient scope, quarantine, added recipient, per-milter defaults).
 #  - opendkim as a milter in sign mode behind the gate: the message reaches
 #    the backend with a DKIM-Signature that a second opendkim (verify mode,
 #    key from TestPublicKeys) verifies;
@@ -10,7 +11,7 @@
 #    body, quarantine (X-Quarantine), add recipient;
 #  - a milter that hangs, one that is down and one that sends a hostile
 #    header get their default_action (tempfail, or accept).
-# Move to tests/integration/ once the gate wiring exists. Ports 28700-28799.
+# Ports 28700-28799.
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
 tw_need_gate
