@@ -228,6 +228,8 @@ sc_pass(struct screen *sc, struct sc_conn **slot)
 	sc_close(sc, slot, NULL, 0);
 }
 
+static int sc_dnsbl_eval(struct screen *sc, struct sc_conn **slot);
+
 static void
 sc_greet(struct screen *sc, struct sc_conn *c)
 {
@@ -291,6 +293,10 @@ sc_checks(struct screen *sc, struct sc_conn **slot)
 		if (policy_dnsbl_start(&pc->dnsbl, sc->rt->dns, sc->rt->store, &c->peer,
 		    sc_dnsbl_done, c) != 0)
 			c->dnsbl_pending = 0;
+		/* a cached answer is there at once: a listed client is refused
+		 * now, before any teaser or wait */
+		if (!c->dnsbl_pending && sc_dnsbl_eval(sc, slot) != 0)
+			return;
 	}
 	if (!(c->flags & GATE_PASS_ALLOW) && !c->cached && sc->cfg->pregreet_action != 0) {
 		char line[400];
@@ -300,38 +306,47 @@ sc_checks(struct screen *sc, struct sc_conn **slot)
 	}
 }
 
+/* The DNSBL lookup finished: log and act on its verdict. 0 to go on, -1
+ * when the connection was refused (and closed). */
+static int
+sc_dnsbl_eval(struct screen *sc, struct sc_conn **slot)
+{
+	struct sc_conn *c = *slot;
+	struct policy_result r;
+	enum policy_verdict v;
+	int score = 0;
+
+	if (c->lk == NULL)
+		return 0;
+	policy_result_init(&r, "dnsbl");
+	v = policy_dnsbl_finish(c->lk, &r, &score);
+	c->lk = NULL;
+	if (r.decided != POLICY_PASS && r.decided != POLICY_SKIP) {
+		char buf[1200];
+		log_info("%s policy stage=connect client=%s %s", c->id, c->ip,
+		    policy_result_format(&r, buf, sizeof(buf)));
+	}
+	if (v == POLICY_REJECT || v == POLICY_TEMPFAIL) {
+		char line[600];
+		if (policy_result_reply(&r, line, sizeof(line) - 2) != 0)
+			snprintf(line, sizeof(line), "554 5.7.1 Service unavailable");
+		strcat(line, "\r\n");
+		sc_send(c, line);
+		sc_close(sc, slot, NULL, 1);
+		return -1;
+	}
+	if (v == POLICY_ALLOW)
+		c->flags |= GATE_PASS_DNSWL;
+	return 0;
+}
+
 /* Called when nothing more is pending for a connection in SC_CHECKS. */
 static void
 sc_checks_done(struct screen *sc, struct sc_conn **slot)
 {
-	struct sc_conn *c = *slot;
-
-	if (c->lk != NULL) {
-		struct policy_result r;
-		enum policy_verdict v;
-		int score = 0;
-
-		policy_result_init(&r, "dnsbl");
-		v = policy_dnsbl_finish(c->lk, &r, &score);
-		c->lk = NULL;
-		if (r.decided != POLICY_PASS && r.decided != POLICY_SKIP) {
-			char buf[1200];
-			log_info("%s policy stage=connect client=%s %s", c->id, c->ip,
-			    policy_result_format(&r, buf, sizeof(buf)));
-		}
-		if (v == POLICY_REJECT || v == POLICY_TEMPFAIL) {
-			char line[600];
-			if (policy_result_reply(&r, line, sizeof(line) - 2) != 0)
-				snprintf(line, sizeof(line), "554 5.7.1 Service unavailable");
-			strcat(line, "\r\n");
-			sc_send(c, line);
-			sc_close(sc, slot, NULL, 1);
-			return;
-		}
-		if (v == POLICY_ALLOW)
-			c->flags |= GATE_PASS_DNSWL;
-	}
-	sc_greet(sc, c);
+	if (sc_dnsbl_eval(sc, slot) != 0)
+		return;
+	sc_greet(sc, *slot);
 }
 
 /* Client bytes arrived. */
@@ -491,6 +506,9 @@ sc_tick(struct screen *sc)
 			sc_pass(sc, &sc->conns[i]);	/* retry the hand-off */
 			continue;
 		}
+		if (c->state == SC_CHECKS && !c->dnsbl_pending && c->lk != NULL &&
+		    sc_dnsbl_eval(sc, &sc->conns[i]) != 0)
+			continue;	/* listed: refused without waiting for pregreet */
 		if (c->state == SC_CHECKS && !c->dnsbl_pending &&
 		    (c->pregreet_end_ms == 0 || now >= c->pregreet_end_ms)) {
 			sc_checks_done(sc, &sc->conns[i]);
