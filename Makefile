@@ -89,6 +89,8 @@ check-unit: all
 
 bench: deps all
 	@sh tests/bench/run.sh
+	@bash tests/bench/policy.sh
+	@bash tests/bench/milter.sh
 	@bash tests/bench/relay.sh
 
 install: all

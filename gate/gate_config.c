@@ -50,6 +50,13 @@ static const struct conf_key gate_schema[] = {
 	{ NULL, 0, NULL, 0, NULL, 0, 0 }
 };
 
+/* Keys of tailwart-milter, which reads this same file: the gate leaves
+ * them alone (but still refuses anything else it does not know). */
+static const char *const gate_foreign_keys[] = {
+	"milter_listen", "milter_authserv_id", "milter_dkim", "milter_dkim_keys",
+	"milter_timeout", NULL,
+};
+
 static int
 line_of(const struct conf *c, const char *key)
 {
@@ -180,6 +187,9 @@ gate_config_load(const char *path, struct gate_settings *s, char *err, size_t er
 	    derive(&c, s, err, errlen) == 0 &&
 	    policy_config_load(&c, &s->policy, err, errlen) == 0) {
 		s->policy_loaded = 1;
+		for (size_t i = 0; gate_foreign_keys[i] != NULL; i++)
+			while (conf_take(&c, gate_foreign_keys[i]) != NULL)
+				;
 		if (gate_milter_config(&c, &s->milters, err, errlen) == 0 &&
 		    conf_check_unused(&c, err, errlen) == 0)
 			rc = 0;
