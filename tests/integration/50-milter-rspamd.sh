@@ -13,10 +13,9 @@ T=$(tw_tmpdir)
 PROBE=$TW_BUILD/tests/milter_probe
 [ -x "$PROBE" ] || { tw_fail "binary" "$PROBE missing"; tw_summary; exit 1; }
 if ! command -v rspamd >/dev/null 2>&1 || ! id _rspamd >/dev/null 2>&1; then
-	echo "# rspamd is not installed (apt-get install rspamd): skipped"
-	tw_ok "rspamd not installed: skipped"
+	tw_fail "rspamd installed" "not found (tests/peers/deps.sh installs it)"
 	tw_summary
-	exit 0
+	exit 1
 fi
 DNSP=28801
 RP=28802
