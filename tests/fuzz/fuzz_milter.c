@@ -17,6 +17,8 @@
  * It has no main(): the Makefile does not build tests/fuzz/.
  */
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_conf.c"
+#include "../../gate/gate_milter_msg.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -32,6 +32,8 @@
 #include <arpa/inet.h>
 
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_conf.c"
+#include "../../gate/gate_milter_msg.c"
 
 #define PROBE_MAX 64
 

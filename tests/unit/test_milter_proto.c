@@ -8,6 +8,8 @@
  */
 #include "unit.h"
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_conf.c"
+#include "../../gate/gate_milter_msg.c"
 
 static void
 put_packet(int fd, uint32_t len, const char *bytes, size_t n)
