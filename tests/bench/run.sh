@@ -50,6 +50,7 @@ max_recipients = 100
 store = lmdb:$1.lmdb
 greylist_action = ignore
 spf_action = ignore
+${BENCH_GATE_EXTRA:-}
 CONF
 }
 
