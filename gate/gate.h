@@ -115,6 +115,10 @@ int  gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreg
 /* Signal flags (set by handlers, read by loops). */
 extern volatile sig_atomic_t gate_sig_term;
 
+/* gate_child.c: signal set-up of every child; monotonic milliseconds. */
+void gate_child_signals(void);
+long long gate_now_ms(void);
+
 /* Session (gate_session.c): serve one client connection to the end.
  * `peer` is the real client address (after an inbound PROXY header), `local`
  * the address it connected to; `pass` (or NULL) what the screen decided

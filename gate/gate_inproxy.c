@@ -14,28 +14,19 @@
 #include "gate.h"
 #include "proxy.h"
 
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 gate_inproxy_read(int fd, int timeout_ms, struct sockaddr_storage *peer,
     struct sockaddr_storage *local, const char **why)
 {
 	unsigned char buf[PROXY_MAX_HEADER];
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = gate_now_ms() + timeout_ms;
 	size_t have = 0;
 
 	for (;;) {
 		struct proxy_info info;
 		size_t used = 0;
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		long long left = deadline - mono_ms();
+		long long left = deadline - gate_now_ms();
 		ssize_t n;
 		int r;
 

@@ -59,15 +59,6 @@ struct master {
 	long long		 next_spawn_ms;
 };
 
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 on_signal(int sig)
 {
@@ -200,7 +191,7 @@ spawn(struct master *m, char kind)
 	pid = fork();
 	if (pid < 0) {
 		log_err("fork: %s", strerror(errno));
-		m->next_spawn_ms = mono_ms() + 1000;
+		m->next_spawn_ms = gate_now_ms() + 1000;
 		return;
 	}
 	if (pid == 0) {
@@ -258,7 +249,7 @@ spawn(struct master *m, char kind)
 	m->kids[m->nkids].gen = m->rt.generation;
 	m->kids[m->nkids].kind = kind;
 	m->kids[m->nkids].state = 'S';
-	m->kids[m->nkids].started_ms = mono_ms();
+	m->kids[m->nkids].started_ms = gate_now_ms();
 	m->kids[m->nkids].slot = slot;
 	m->slot_used[slot] = 1;
 	m->nkids++;
@@ -299,7 +290,7 @@ reap(struct master *m)
 				backoff = 100LL << (m->crashes < 8 ? m->crashes : 8);
 				if (backoff > 10000)
 					backoff = 10000;
-				m->next_spawn_ms = mono_ms() + backoff;
+				m->next_spawn_ms = gate_now_ms() + backoff;
 			}
 		} else if (k->gen == m->rt.generation)
 			m->crashes = 0;
@@ -354,7 +345,7 @@ maintain_pool(struct master *m)
 				an_idle = k;
 		}
 	}
-	if (mono_ms() < m->next_spawn_ms)
+	if (gate_now_ms() < m->next_spawn_ms)
 		return;
 	if (pt == 0 && has_passthrough(m->cfg))
 		spawn(m, 'P');
@@ -373,7 +364,7 @@ maintain_pool(struct master *m)
 			break;
 	}
 	if (idle > 2 && total > m->cfg->workers_min && an_idle != NULL &&
-	    mono_ms() - an_idle->started_ms > 10000) {
+	    gate_now_ms() - an_idle->started_ms > 10000) {
 		(void)kill(an_idle->pid, SIGTERM);
 		an_idle->state = 'B';	/* not counted as idle again */
 		an_idle->gen = m->rt.generation - 1;
@@ -462,12 +453,12 @@ reload(struct master *m)
 static void
 drain(struct master *m)
 {
-	long long deadline = mono_ms() + (long long)m->cfg->drain_timeout * 1000;
+	long long deadline = gate_now_ms() + (long long)m->cfg->drain_timeout * 1000;
 
 	log_info("stopping: draining %zu children (deadline %us)", m->nkids, m->cfg->drain_timeout);
 	close_listeners(m->cfg);
 	signal_generation(m, SIGTERM, 0);
-	while (m->nkids > 0 && mono_ms() < deadline) {
+	while (m->nkids > 0 && gate_now_ms() < deadline) {
 		struct pollfd pfd = { .fd = self_pipe[0], .events = POLLIN };
 		char buf[64];
 		if (poll(&pfd, 1, 200) > 0)

@@ -42,22 +42,6 @@ struct pt_conn {
 	char			 ip[64];
 };
 
-static long long
-pt_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-on_term(int sig)
-{
-	(void)sig;
-	gate_sig_term = 1;
-}
-
 static void
 pt_close(struct pt_conn **slot, const char *why)
 {
@@ -94,7 +78,7 @@ pt_start_connect(struct pt_conn *c, const struct gate_settings *cfg)
 	if (r != 0 && errno != EINPROGRESS)
 		return -1;
 	c->state = PT_CONNECTING;
-	c->deadline_ms = pt_now() + (long long)cfg->backend_connect_timeout * 1000;
+	c->deadline_ms = gate_now_ms() + (long long)cfg->backend_connect_timeout * 1000;
 	return 0;
 }
 
@@ -183,7 +167,7 @@ pt_accept(const struct gate_runtime *rt, const struct gate_listener *l,
 		if (rt->cfg->trusted_proxies.n > 0 &&
 		    net_cidr_list_match(&rt->cfg->trusted_proxies, &c->peer)) {
 			c->state = PT_PROXY;
-			c->deadline_ms = pt_now() + (long long)rt->cfg->timeout_proxy * 1000;
+			c->deadline_ms = gate_now_ms() + (long long)rt->cfg->timeout_proxy * 1000;
 		} else if (pt_start_connect(c, rt->cfg) != 0)
 			pt_close(&conns[slot], "backend-unreachable");
 	}
@@ -244,24 +228,15 @@ gate_passthrough_main(struct gate_runtime *rt)
 	size_t max = (size_t)cfg->passthrough_max_connections;
 	struct pt_conn **conns = calloc(max, sizeof(*conns));
 	struct pollfd *pfd = calloc(max * 2 + cfg->nlisteners, sizeof(*pfd));
-	struct sigaction sa;
 	long long stop_deadline = 0;
 
 	if (conns == NULL || pfd == NULL)
 		fatal("out of memory");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	(void)sigaction(SIGUSR1, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
+	gate_child_signals();
 
 	for (;;) {
 		size_t n = 0, live = 0;
-		long long now = pt_now();
+		long long now = gate_now_ms();
 
 		if (gate_sig_term && stop_deadline == 0) {
 			stop_deadline = now + (long long)cfg->drain_timeout * 1000;

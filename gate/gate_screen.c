@@ -69,22 +69,6 @@ struct screen {
 	size_t			 board;		/* scoreboard slots worth scanning */
 };
 
-static long long
-sc_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-on_term(int sig)
-{
-	(void)sig;
-	gate_sig_term = 1;
-}
-
 static void
 sc_send(struct sc_conn *c, const char *line)
 {
@@ -101,7 +85,7 @@ sc_close(struct screen *sc, struct sc_conn **slot, const char *why, int rate_rel
 
 	if (why != NULL)
 		log_info("%s screen client=%s status=closed reason=%s duration_ms=%lld", c->id, c->ip,
-		    why, sc_now() - c->started_ms);
+		    why, gate_now_ms() - c->started_ms);
 	if (c->lk != NULL) {
 		struct policy_result r;
 		(void)policy_dnsbl_finish(c->lk, &r, NULL);
@@ -179,8 +163,8 @@ sc_pass(struct screen *sc, struct sc_conn **slot)
 		/* every worker is busy: wait a little (the master grows the pool
 		 * up to workers_max), then refuse rather than queue unbounded */
 		if (c->busy_until_ms == 0)
-			c->busy_until_ms = sc_now() + GATE_SCREEN_BUSY_WAIT_MS;
-		if (sc_now() < c->busy_until_ms)
+			c->busy_until_ms = gate_now_ms() + GATE_SCREEN_BUSY_WAIT_MS;
+		if (gate_now_ms() < c->busy_until_ms)
 			return;
 		log_info("%s screen client=%s status=busy reply=\"421 4.3.2\"", c->id, c->ip);
 		sc_send(c, "421 4.3.2 All server ports are busy, try again later\r\n");
@@ -239,7 +223,7 @@ sc_greet(struct screen *sc, struct sc_conn *c)
 	sc_send(c, line);
 	c->flags |= GATE_PASS_GREETED;
 	c->state = SC_WAIT_CMD;
-	c->deadline_ms = sc_now() + (long long)sc->cfg->timeout_command * 1000;
+	c->deadline_ms = gate_now_ms() + (long long)sc->cfg->timeout_command * 1000;
 }
 
 static void
@@ -286,7 +270,7 @@ sc_checks(struct screen *sc, struct sc_conn **slot)
 			c->cached = 1;
 	}
 	c->state = SC_CHECKS;
-	c->deadline_ms = sc_now() + (long long)sc->cfg->timeout_command * 1000;
+	c->deadline_ms = gate_now_ms() + (long long)sc->cfg->timeout_command * 1000;
 	if (!(c->flags & GATE_PASS_ALLOW) && !c->cached && pc->dnsbl.nzones > 0 &&
 	    pc->dnsbl.mode != POLICY_IGNORE && sc->rt->dns != NULL) {
 		c->dnsbl_pending = 1;
@@ -302,7 +286,7 @@ sc_checks(struct screen *sc, struct sc_conn **slot)
 		char line[400];
 		snprintf(line, sizeof(line), "220-%s ESMTP tailwart\r\n", sc->cfg->hostname);
 		sc_send(c, line);
-		c->pregreet_end_ms = sc_now() + (long long)sc->cfg->pregreet_wait * 1000;
+		c->pregreet_end_ms = gate_now_ms() + (long long)sc->cfg->pregreet_wait * 1000;
 	}
 }
 
@@ -461,7 +445,7 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 		}
 		c->fd = fd;
 		c->peer = peer;
-		c->started_ms = sc_now();
+		c->started_ms = gate_now_ms();
 		snprintf(c->id, sizeof(c->id), "%02X%08llX", sc->idbase,
 		    ++sc->seq & 0xffffffffULL);
 		sl = sizeof(c->local);
@@ -480,7 +464,7 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 		if (sc->cfg->trusted_proxies.n > 0 &&
 		    net_cidr_list_match(&sc->cfg->trusted_proxies, &c->peer)) {
 			c->state = SC_PROXY;
-			c->deadline_ms = sc_now() + (long long)sc->cfg->timeout_proxy * 1000;
+			c->deadline_ms = gate_now_ms() + (long long)sc->cfg->timeout_proxy * 1000;
 		} else
 			sc_checks(sc, &sc->conns[slot]);
 	}
@@ -490,7 +474,7 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 static void
 sc_tick(struct screen *sc)
 {
-	long long now = sc_now();
+	long long now = gate_now_ms();
 
 	for (size_t i = 0; i < sc->hi; i++) {
 		struct sc_conn *c = sc->conns[i];
@@ -530,10 +514,9 @@ void
 gate_screen_main(struct gate_runtime *rt)
 {
 	struct screen sc;
-	struct sigaction sa;
 	struct pollfd *pfd;
 	size_t npfd;
-	long long stop_deadline = 0, next_purge = sc_now() + 60000;
+	long long stop_deadline = 0, next_purge = gate_now_ms() + 60000;
 	char err[256];
 
 	memset(&sc, 0, sizeof(sc));
@@ -556,15 +539,7 @@ gate_screen_main(struct gate_runtime *rt)
 	pfd = calloc(npfd, sizeof(*pfd));
 	if (sc.conns == NULL || pfd == NULL)
 		fatal("out of memory");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	(void)sigaction(SIGUSR1, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
+	gate_child_signals();
 	if (rt->cfg->policy.dnsbl.nzones > 0 &&
 	    policy_dns_open(rt->cfg->policy.resolver, rt->cfg->policy.dns_timeout_ms,
 	    rt->cfg->policy.dns_tries, &rt->dns, err, sizeof(err)) != 0) {
@@ -577,14 +552,14 @@ gate_screen_main(struct gate_runtime *rt)
 		int timeout = 200;
 
 		if (gate_sig_term && stop_deadline == 0) {
-			stop_deadline = sc_now() + (long long)rt->cfg->drain_timeout * 1000;
+			stop_deadline = gate_now_ms() + (long long)rt->cfg->drain_timeout * 1000;
 			for (size_t i = 0; i < rt->cfg->nlisteners; i++)
 				if (rt->cfg->listeners[i].fd >= 0) {
 					(void)close(rt->cfg->listeners[i].fd);
 					rt->cfg->listeners[i].fd = -1;
 				}
 		}
-		if (gate_sig_term && (sc.live == 0 || sc_now() > stop_deadline))
+		if (gate_sig_term && (sc.live == 0 || gate_now_ms() > stop_deadline))
 			break;
 		if (!gate_sig_term)
 			for (size_t i = 0; i < rt->cfg->nlisteners; i++)
@@ -629,11 +604,11 @@ gate_screen_main(struct gate_runtime *rt)
 					if (rt->cfg->listeners[j].fd == pfd[i].fd)
 						sc_accept(&sc, &rt->cfg->listeners[j]);
 		sc_tick(&sc);
-		if (rt->store != NULL && sc_now() >= next_purge) {
+		if (rt->store != NULL && gate_now_ms() >= next_purge) {
 			/* the store's expired entries: the screen is the one
 			 * long-lived process that can afford it */
 			unsigned long removed = 0;
-			next_purge = sc_now() + 600000;
+			next_purge = gate_now_ms() + 600000;
 			if (policy_store_purge(rt->store, &removed) != STORE_OK)
 				log_warn("store purge failed");
 			else if (removed > 0)

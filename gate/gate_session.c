@@ -34,15 +34,6 @@ struct gate_cmd {
 	void		(*proceed)(struct gate_session *, char *);
 };
 
-long long
-gate_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 gate_reply(struct gate_session *s, const char *fmt, ...)
 {

@@ -123,6 +123,5 @@ void gate_filter_close(struct gate_session *s);
 int  gate_rcpts_add(struct gate_session *s, const char *addr);
 void gate_rcpts_clear(struct gate_session *s);
 
-long long gate_now_ms(void);
 
 #endif

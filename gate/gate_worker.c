@@ -163,29 +163,13 @@ worker_serve(struct gate_runtime *rt, int fd, struct sockaddr_storage *peer)
 	gate_session_run(rt, fd, peer, &local, NULL);
 }
 
-static void
-on_term(int sig)
-{
-	(void)sig;
-	gate_sig_term = 1;
-}
-
 void
 gate_worker_main(struct gate_runtime *rt)
 {
-	struct sigaction sa;
 	unsigned long long served = 0;
 	int ep;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	(void)sigaction(SIGUSR1, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
+	gate_child_signals();
 
 	ep = rt->cfg->screen ? -1 : worker_epoll(rt);
 	if (!rt->cfg->screen && ep < 0)
