@@ -705,10 +705,10 @@ cmd_help(struct smtpd *s, const char *args)
 }
 
 static void
-cmd_notimpl(struct smtpd *s, const char *args)
+cmd_expn(struct smtpd *s, const char *args)
 {
 	(void)args;
-	reply(s, "502 5.5.1 Command not implemented");
+	reply(s, "502 5.5.1 EXPN not available");
 }
 
 enum cmd_id { C_EHLO, C_HELO, C_MAIL, C_RCPT, C_DATA, C_BDAT, C_RSET, C_NOOP,
@@ -784,7 +784,7 @@ dispatch(struct smtpd *s, char *line)
 	case C_HELP: cmd_help(s, a); break;
 	case C_STARTTLS: cmd_starttls(s, a); break;
 	case C_AUTH: cmd_auth(s, a); break;
-	case C_EXPN: cmd_notimpl(s, a); break;
+	case C_EXPN: cmd_expn(s, a); break;
 	}
 }
 
