@@ -17,6 +17,7 @@
 #include "policy_dns.h"
 #include "policy_store.h"
 #include "gate_milter.h"
+#include "proxy.h"
 
 enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
 
@@ -146,5 +147,9 @@ int  gate_priv_drop(uid_t uid, gid_t gid);
  * Returns 0, or -1 with *why set. */
 int  gate_inproxy_read(int fd, int timeout_ms, struct sockaddr_storage *peer,
 	    struct sockaddr_storage *local, const char **why);
+/* The same without blocking, for event loops (see gate_inproxy.c). */
+enum proxy_status gate_inproxy_feed(int fd, unsigned char *buf, size_t *len,
+	    struct sockaddr_storage *peer, struct sockaddr_storage *local, size_t *used,
+	    const char **why, int *closed);
 
 #endif

@@ -85,3 +85,46 @@ gate_inproxy_read(int fd, int timeout_ms, struct sockaddr_storage *peer,
 		return 0;
 	}
 }
+
+/* Event-loop form (the screen, the passthrough process): read what the
+ * socket has into buf (len bytes so far, at most PROXY_MAX_HEADER) and
+ * try to decode. PROXY_OK: *used is the header length (bytes after it stay
+ * in buf for the caller), peer/local are replaced by the header's
+ * addresses (unless LOCAL). PROXY_NEED_MORE: call again when readable.
+ * PROXY_BAD: *why says what went wrong and *closed whether the peer just
+ * went away (a reason for the log, not a protocol error). */
+enum proxy_status
+gate_inproxy_feed(int fd, unsigned char *buf, size_t *len, struct sockaddr_storage *peer,
+    struct sockaddr_storage *local, size_t *used, const char **why, int *closed)
+{
+	struct proxy_info pi;
+	enum proxy_status st;
+	ssize_t n;
+
+	*closed = 0;
+	if (*len >= PROXY_MAX_HEADER) {
+		*why = "PROXY header too long";
+		return PROXY_BAD;
+	}
+	n = recv(fd, buf + *len, PROXY_MAX_HEADER - *len, MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return PROXY_NEED_MORE;
+		*closed = 1;
+		*why = "closed before the PROXY header";
+		return PROXY_BAD;
+	}
+	*len += (size_t)n;
+	st = proxy_decode(buf, *len, &pi, used, why);
+	if (st == PROXY_NEED_MORE && *len >= PROXY_MAX_HEADER) {
+		*why = "PROXY header too long";
+		return PROXY_BAD;
+	}
+	if (st == PROXY_OK && !pi.local) {
+		*peer = pi.src;
+		*local = pi.dst;
+		net_unmap(peer);
+		net_unmap(local);
+	}
+	return st;
+}

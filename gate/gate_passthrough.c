@@ -178,45 +178,27 @@ pt_proxy_step(const struct gate_runtime *rt, struct pt_conn **slot)
 {
 	struct pt_conn *c = *slot;
 	struct pt_dir *d = &c->c2b;
-	struct proxy_info pi;
 	const char *why = NULL;
 	size_t used = 0;
-	ssize_t n;
+	int closed = 0;
 
 	/* read (not peek) into the client-to-backend buffer: bytes after the
 	 * header stay there and are forwarded once the backend is connected */
-	if (d->len >= PROXY_MAX_HEADER) {
-		pt_close(slot, "proxy-header-too-long");
-		return;
-	}
-	n = recv(c->cfd, d->buf + d->len, PROXY_MAX_HEADER - d->len, MSG_DONTWAIT);
-	if (n <= 0) {
-		if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			pt_close(slot, "closed-before-proxy-header");
-		return;
-	}
-	d->len += (size_t)n;
-	switch (proxy_decode((const unsigned char *)d->buf, d->len, &pi, &used, &why)) {
+	switch (gate_inproxy_feed(c->cfd, (unsigned char *)d->buf, &d->len, &c->peer, &c->local,
+	    &used, &why, &closed)) {
 	case PROXY_NEED_MORE:
-		if (d->len >= PROXY_MAX_HEADER)
-			pt_close(slot, "proxy-header-too-long");
 		return;
 	case PROXY_BAD:
-		log_warn("passthrough client=%s status=refused reason=\"%s\"", c->ip, why);
-		pt_close(slot, "bad-proxy-header");
+		if (!closed)
+			log_warn("passthrough client=%s status=refused reason=\"%s\"", c->ip, why);
+		pt_close(slot, closed ? "closed-before-proxy-header" : "bad-proxy-header");
 		return;
 	case PROXY_OK:
 		break;
 	}
 	d->off = used;
 	d->len -= used;
-	if (!pi.local) {
-		c->peer = pi.src;
-		c->local = pi.dst;
-		net_unmap(&c->peer);
-		net_unmap(&c->local);
-		(void)net_addr_str(&c->peer, c->ip, sizeof(c->ip), NULL);
-	}
+	(void)net_addr_str(&c->peer, c->ip, sizeof(c->ip), NULL);
 	if (pt_start_connect(c, rt->cfg) != 0)
 		pt_close(slot, "backend-unreachable");
 }

@@ -341,34 +341,21 @@ sc_readable(struct screen *sc, struct sc_conn **slot)
 	ssize_t n;
 
 	if (c->state == SC_PROXY) {
-		struct proxy_info pi;
 		const char *why = NULL;
 		size_t used = 0;
+		int closed = 0;
 
-		n = recv(c->fd, c->buf + c->blen, PROXY_MAX_HEADER - c->blen, MSG_DONTWAIT);
-		if (n <= 0) {
-			if (n == 0 || (errno != EAGAIN && errno != EINTR))
-				sc_close(sc, slot, "closed-before-proxy-header", 0);
-			return;
-		}
-		c->blen += (size_t)n;
-		switch (proxy_decode(c->buf, c->blen, &pi, &used, &why)) {
+		switch (gate_inproxy_feed(c->fd, c->buf, &c->blen, &c->peer, &c->local, &used,
+		    &why, &closed)) {
 		case PROXY_NEED_MORE:
-			if (c->blen >= PROXY_MAX_HEADER)
-				sc_close(sc, slot, "proxy-header-too-long", 0);
 			return;
 		case PROXY_BAD:
-			log_warn("%s proxy client=%s status=refused reason=\"%s\"", c->id, c->ip, why);
-			sc_close(sc, slot, "bad-proxy-header", 0);
+			if (!closed)
+				log_warn("%s proxy client=%s status=refused reason=\"%s\"", c->id, c->ip, why);
+			sc_close(sc, slot, closed ? "closed-before-proxy-header" : "bad-proxy-header", 0);
 			return;
 		case PROXY_OK:
 			break;
-		}
-		if (!pi.local) {
-			c->peer = pi.src;
-			c->local = pi.dst;
-			net_unmap(&c->peer);
-			net_unmap(&c->local);
 		}
 		/* anything after the header is a client that talked first */
 		memmove(c->buf, c->buf + used, c->blen - used);
