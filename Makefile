@@ -6,8 +6,13 @@
 CC       ?= cc
 PREFIX   ?= /usr/local
 PKGS      = openssl libcares milter opendkim lmdb hiredis
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -pthread
+# Asked of pkg-config when a recipe first needs them, not when make reads this
+# file: on a fresh machine `make run` installs the -dev packages (deps) before
+# anything is compiled, and the targets that install call $(MAKE) again after
+# deps anyway.  A missing package is an error, not an empty flag list.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_ask,--cflags))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(call pkg_ask,--libs) -lspf2 -pthread)$(PKG_LIBS)
+pkg_ask    = $(if $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo y),$(shell pkg-config $(1) $(PKGS)),$(error pkg-config: $(PKGS) not all installed: run `make deps` as root))
 WARN      = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
@@ -72,7 +77,8 @@ deps:
 
 # Start the gate and the relay with the sample configs in front of a local
 # Postfix backend on loopback, and print how to send a test message.
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@sh tests/peers/run.sh
 
 stop:
@@ -84,10 +90,12 @@ check: deps
 	@$(MAKE) --no-print-directory B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
 	@sh tests/run
 
-check-unit: all
+check-unit: deps
+	@$(MAKE) --no-print-directory all
 	@TW_ONLY=unit sh tests/run
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@sh tests/bench/run.sh
 	@bash tests/bench/policy.sh
 	@bash tests/bench/milter.sh
