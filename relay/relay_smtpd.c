@@ -15,7 +15,8 @@
  *
  * Strictness: a command line must end in CRLF and hold no other CR or LF;
  * in DATA and BDAT every LF must follow a CR and every CR precede an LF,
- * else the message is refused with 554 5.6.0 after its end. The size limit
+ * else the message is refused with 550 5.6.0 after its end (the gate's
+ * reply). DATA ends only on CRLF.CRLF: a "." line after a bare LF is text. The size limit
  * is enforced while reading (552 5.3.4). Nothing is answered 250 before
  * relay_spool_commit() returned 0; a failed commit (disk full) is 452 4.3.1.
  */
@@ -78,7 +79,7 @@ struct smtpd {
 	size_t		 nrcpts;
 	struct relay_spool_writer *w;
 	off_t		 size;
-	int		 too_big, bad_eol, prev_cr, bdat_failed;
+	int		 too_big, bad_lf, bad_cr, prev_cr, bdat_failed;
 	int		 errors;
 };
 
@@ -139,7 +140,7 @@ txn_reset(struct smtpd *s)
 		s->w = NULL;
 	}
 	s->size = 0;
-	s->too_big = s->bad_eol = s->prev_cr = s->bdat_failed = 0;
+	s->too_big = s->bad_lf = s->bad_cr = s->prev_cr = s->bdat_failed = 0;
 }
 
 /* ---- message body ----------------------------------------------------- */
@@ -197,9 +198,13 @@ body_end(struct smtpd *s)
 	char id[RELAY_ID_LEN + 1];
 	enum relay_dkim_result dr;
 
-	if (s->bad_eol) {
-		log_info("smtpd client=%s reject reason=bare-cr-or-lf", s->client);
-		reply(s, "554 5.6.0 Message contains bare CR or LF");
+	if (s->bad_lf || s->bad_cr) {
+		/* the gate's reply for the same thing (gate_data.c) */
+		log_info("smtpd client=%s reject reason=%s from=<%s> reply=\"550 5.6.0\"",
+		    s->client, s->bad_lf ? "bare-lf" : "bare-cr", s->from);
+		reply(s, "550 5.6.0 Message contains bare %s; lines must end in CRLF",
+		    s->bad_lf ? "LF" : "CR");
+		s->errors++;
 		goto done;
 	}
 	if (s->too_big) {
@@ -530,7 +535,7 @@ cmd_rcpt(struct smtpd *s, char *args)
 static void
 cmd_data(struct smtpd *s, const char *args)
 {
-	int at_bol = 1;
+	int at_bol = 1, prev_crlf = 1;	/* "DATA\r\n" ended in CRLF */
 
 	if (*args) {
 		reply(s, "501 5.5.4 Syntax: DATA");
@@ -548,34 +553,34 @@ cmd_data(struct smtpd *s, const char *args)
 		size_t len;
 		enum io_status st = io_getline(&s->io, &line, &len);
 
-		if (st == IO_OK) {
-			if (at_bol && len == 3 && memcmp(line, ".\r\n", 3) == 0)
-				break;
-			if (len < 2 || line[len - 2] != '\r' ||
-			    memchr(line, '\r', len - 2) != NULL)
-				s->bad_eol = 1;
-			if (at_bol && line[0] == '.') {
-				line++;
-				len--;
-			}
-			body_add(s, line, len);
-			at_bol = 1;
-		} else if (st == IO_PARTIAL) {
-			if (memchr(line, '\r', len) != NULL)
-				s->bad_eol = 1;
-			if (at_bol && line[0] == '.') {
-				line++;
-				len--;
-			}
-			body_add(s, line, len);
-			at_bol = 0;
-		} else {
+		if (st != IO_OK && st != IO_PARTIAL) {
 			log_info("smtpd client=%s lost in DATA: %s", s->client,
 			    st == IO_TIMEOUT ? "timeout" : st == IO_EOF ? "eof" : "error");
 			txn_reset(s);
 			enter_state(s, ST_QUIT);
 			return;
 		}
+		/* The end is CRLF.CRLF and nothing else: a "." line after a
+		 * line that ended in a bare LF (or CR) is message text, else
+		 * a client could smuggle a second transaction past the first
+		 * (SMTP smuggling); the message is refused at its real end. */
+		if (st == IO_OK && at_bol && prev_crlf && len == 3 &&
+		    memcmp(line, ".\r\n", 3) == 0)
+			break;
+		if (st == IO_OK) {
+			if (len < 2 || line[len - 2] != '\r')
+				s->bad_lf = 1;
+			if (len > 2 && memchr(line, '\r', len - 2) != NULL)
+				s->bad_cr = 1;
+		} else if (memchr(line, '\r', len) != NULL)
+			s->bad_cr = 1;
+		if (at_bol && line[0] == '.') {
+			line++;
+			len--;
+		}
+		body_add(s, line, len);
+		at_bol = st == IO_OK;
+		prev_crlf = at_bol && len >= 2 && line[len - 2] == '\r';
 	}
 	body_end(s);
 }
@@ -637,8 +642,10 @@ cmd_bdat(struct smtpd *s, const char *args)
 			continue;
 		for (size_t i = 0; i < got; i++) {
 			char c = p[i];
-			if ((s->prev_cr && c != '\n') || (!s->prev_cr && c == '\n'))
-				s->bad_eol = 1;
+			if (s->prev_cr && c != '\n')
+				s->bad_cr = 1;
+			if (!s->prev_cr && c == '\n')
+				s->bad_lf = 1;
 			s->prev_cr = c == '\r';
 		}
 		body_add(s, p, got);
@@ -662,7 +669,7 @@ cmd_bdat(struct smtpd *s, const char *args)
 		return;
 	}
 	if (s->prev_cr)
-		s->bad_eol = 1;
+		s->bad_cr = 1;
 	body_end(s);
 }
 
