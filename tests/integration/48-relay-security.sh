@@ -144,4 +144,84 @@ else
 	tw_ok "no relay process crashed"
 fi
 
+# ---- AUTH: failures delayed, capped per session and per client --------------
+tw_certs
+export RELAY_CLIENT_PW='right pw'
+rl_conf "$T/auth.conf" "listen=127.0.0.1:$AP" "smarthost=[localhost]:$SH" \
+	"spool_dir=$T/spool-auth" "min_backoff=1h" "max_backoff=1h" "tls=none" \
+	"tls_ca=" "auth_user=" "auth_password=" "smtp_timeout=3s" \
+	"client_networks=127.0.0.2/32" "smtpd_tls_cert=$T/cert.pem" "smtpd_tls_key=$T/key.pem" \
+	"smtpd_auth_user=client@example.test" "smtpd_auth_password=%{env:RELAY_CLIENT_PW}%"
+rl_start "$T/auth.conf" auth || { tw_fail "auth relay start"; tw_summary; exit 1; }
+WRONG=$(printf '\0client@example.test\0wrong' | base64 -w0)
+RIGHT=$(printf '\0client@example.test\0right pw' | base64 -w0)
+t0=$(date +%s%N)
+tls_chat() {	# NAME BIND_IP, the rest of the script on stdin, after STARTTLS and EHLO
+	{ printf '%s\n' '< 220' '> EHLO client.example.test' '< 250' '> STARTTLS' '< 220' \
+		starttls '> EHLO client.example.test' '< 250'; cat; } |
+		tw_chat_expect "$1" -b "$2" -t 30 127.0.0.1 $AP
+}
+wrongs() {	# N: N-1 wrong passwords get 535, the Nth 421 and the end
+	for i in $(seq 2 "$1"); do printf '> AUTH PLAIN %s\n< 535 5\\.7\\.8\n' "$WRONG"; done
+	printf '> AUTH PLAIN %s\n< 421 4\\.7\\.0\neof\n' "$WRONG"
+}
+wrongs 3 | tls_chat "AUTH: 3rd failure in a session ends it with 421 4.7.0" 127.0.0.1
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $ms -ge 5500 ] && tw_ok "AUTH: failures answered late, growing (3 failures took ${ms} ms)" ||
+	tw_fail "AUTH: failures answered late, growing" "3 failures took ${ms} ms"
+wrongs 2 | tls_chat "AUTH: the client's 5th failure (2nd session) gets 421 4.7.0" 127.0.0.1
+tw_chat_expect "AUTH: that client is then refused at connect (421 4.7.0)" -b 127.0.0.1 127.0.0.1 $AP <<CHAT
+< 421 4\.7\.0
+eof
+CHAT
+tls_chat "AUTH: another client still authenticates" 127.0.0.3 <<CHAT
+> AUTH PLAIN $RIGHT
+< 235 2\.7\.0
+> QUIT
+< 221
+CHAT
+grep -q 'client=127.0.0.1 reject reason=auth-limit' "$T/auth.log" && tw_ok "AUTH limit logged" ||
+	tw_fail "AUTH limit logged" "$(grep auth "$T/auth.log" | tail -n 3)"
+
+# ---- BDAT: one deadline per chunk ---------------------------------------------
+# smtp_timeout = 3s; the client announces 100 bytes and sends one a second
+out=$(/usr/bin/python3 - "$AP" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.2", 0))
+s.settimeout(20)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if not l or l[3:4] != b"-":
+            return l
+reply()
+for c in (b"EHLO client.example.test", b"MAIL FROM:<sender@example.test>", b"RCPT TO:<user@example.test>"):
+    s.sendall(c + b"\r\n"); reply()
+s.sendall(b"BDAT 100 LAST\r\n")
+t0 = time.time()
+s.settimeout(1)
+got = b""
+for i in range(20):
+    try:
+        s.sendall(b"x")
+    except OSError:
+        break
+    try:
+        d = s.recv(512)
+        got += d
+        if not d or got.endswith(b"\r\n"):
+            break
+    except socket.timeout:
+        pass
+print("%.1f %s" % (time.time() - t0, got.decode(errors="replace").strip()))
+PY
+)
+secs=${out%% *}
+case "$out" in
+*"421 4.4.2"*) [ "${secs%.*}" -le 6 ] && tw_ok "BDAT dribbled byte by byte: 421 4.4.2 after ${secs} s" ||
+	tw_fail "BDAT dribbled byte by byte: cut off by the chunk deadline" "$out" ;;
+*) tw_fail "BDAT dribbled byte by byte: cut off by the chunk deadline" "$out" ;;
+esac
+
 tw_summary
