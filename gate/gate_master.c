@@ -127,6 +127,21 @@ has_passthrough(const struct gate_settings *cfg)
 	return 0;
 }
 
+/* Give a directory root just created to uid:gid through a descriptor
+ * opened without following a link (never chown a path). */
+static int
+own_new_dir(const char *dir, uid_t uid, gid_t gid)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fchown(fd, uid, gid);
+	(void)close(fd);	/* read-only directory fd */
+	return rc;
+}
+
 /* Prepare the policy store as root before forking: open it once (LMDB:
  * create the parent directory and the files and hand them to the workers'
  * user; Redis: check that it answers), then close it. Each child opens its
@@ -150,7 +165,8 @@ prepare_store(const struct gate_settings *cfg, uid_t uid, gid_t gid, int *wanted
 		slash = strrchr(dir, '/');
 		if (slash != NULL && slash != dir) {
 			*slash = '\0';
-			if (mkdir(dir, 0750) == 0 && geteuid() == 0 && chown(dir, uid, gid) != 0) {
+			if (mkdir(dir, 0750) == 0 && geteuid() == 0 &&
+			    own_new_dir(dir, uid, gid) != 0) {
 				snprintf(err, errlen, "store %.200s: chown: %s", dir, strerror(errno));
 				return -1;
 			}
@@ -506,20 +522,35 @@ setup_pipes(struct master *m)
 	return m->slot_used ? 0 : -1;
 }
 
+/* The pid file, written by root: never through a link (O_NOFOLLOW), only
+ * into a regular file with one link that root owns (checked with fstat on
+ * what was opened, before it is truncated), so a pid directory the workers'
+ * user can write gives them no way to make root overwrite another file. */
 static void
 write_pid_file(const char *path)
 {
-	FILE *f;
+	char line[32];
+	struct stat st;
+	int fd, n;
 
 	if (*path == '\0')
 		return;
-	f = fopen(path, "w");
-	if (f == NULL) {
-		log_warn("pid_file %s: %s", path, strerror(errno));
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_warn("pid_file %s: %s", path, errno == ELOOP ?
+		    "a symbolic link: not written" : strerror(errno));
 		return;
 	}
-	fprintf(f, "%ld\n", (long)getpid());
-	if (fclose(f) != 0)
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    st.st_uid != geteuid()) {
+		log_warn("pid_file %s: not a regular file of ours with one link: not written", path);
+		(void)close(fd);	/* nothing written */
+		return;
+	}
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || write(fd, line, (size_t)n) != n)
+		log_warn("pid_file %s: %s", path, strerror(errno));
+	if (close(fd) != 0)
 		log_warn("pid_file %s: %s", path, strerror(errno));
 }
 

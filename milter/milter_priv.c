@@ -3,13 +3,19 @@
  * its socket and opened the store, it gives the store's files (and a unix
  * listening socket) to the `user` of gate.conf and switches to that user,
  * each step checked. Not started as root, or no `user`: nothing to do.
+ * Root never follows a link here: the store's files are given away through
+ * descriptors opened with O_NOFOLLOW (policy_store_lmdb.c, which also opens
+ * the store with the directory owner's rights), the socket with
+ * AT_SYMLINK_NOFOLLOW after lstat said it is one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "milter.h"
 
@@ -39,8 +45,16 @@ milter_priv_drop(const char *user, struct policy_store *st, const char *listen,
 		return -1;
 	if (strncmp(listen, "unix:", 5) == 0 || strncmp(listen, "local:", 6) == 0) {
 		const char *path = strchr(listen, ':') + 1;
+		struct stat sb;
 
-		if (chown(path, uid, gid) != 0) {
+		/* the socket's directory may be the user's: never follow a
+		 * link there; change the socket itself or nothing */
+		if (lstat(path, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
+			snprintf(err, errlen, "%s: not a socket (a link?): refusing to chown it",
+			    path);
+			return -1;
+		}
+		if (fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
 			snprintf(err, errlen, "chown %s: %s", path, strerror(errno));
 			return -1;
 		}

@@ -15,6 +15,15 @@
  * Spec: lmdb:PATH or lmdb:PATH?mapsize=SIZE (default 256M; the map is
  * sparse, so a large size costs only address space).
  *
+ * Root: the master (gate) and tailwart-milter open the store as root
+ * before they drop privileges, in a directory the service user may own.
+ * Root never follows a name that user could have planted: in such a
+ * directory a link, a hard link or a non-file in place of PATH or
+ * PATH-lock is refused, and mdb_env_open runs with the directory owner's
+ * file-system identity (setfsuid), so whatever LMDB opens is opened with
+ * that user's rights. policy_store_chown works on descriptors opened with
+ * O_NOFOLLOW (fstat-checked, fchown), never on a path.
+ *
  * Fork rule: the handle records its pid; in a child the inherited MDB_env
  * is abandoned (never closed, never used) and a new one is opened.
  * Full map: a write that fails with MDB_MAP_FULL purges expired records
@@ -22,6 +31,7 @@
  * the new size and retries.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -31,6 +41,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "log.h"
@@ -49,20 +61,130 @@ struct lmdb_store {
 	unsigned long	 suppressed;
 };
 
+/* Open the directory of path; *base gets the file's name in it. */
+static int
+lmdb_dir_open(const char *path, const char **base)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL) {
+		*base = path;
+		return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	*base = slash + 1;
+	if (slash == path)
+		return open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Give dfd/name to uid:gid through a descriptor opened without following a
+ * link; refuse a link, a hard link or anything but a regular file. Absent:
+ * nothing to do. 0 / -1 (err). */
+static int
+lmdb_fchown_at(int dfd, const char *name, const char *shown, uid_t uid, gid_t gid,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "store %s: %s", shown, errno == ELOOP ?
+		    "a symbolic link: refusing to touch it as root" : strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		snprintf(err, errlen, "store %s: not a regular file with one link: "
+		    "refusing to touch it as root", shown);
+		(void)close(fd);	/* read-only, never written */
+		return -1;
+	}
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) != 0) {
+		snprintf(err, errlen, "store %s: chown: %s", shown, strerror(errno));
+		(void)close(fd);
+		return -1;
+	}
+	(void)close(fd);
+	return 0;
+}
+
+/* Root about to open the store: if its directory is writable by someone
+ * else, check PATH and PATH-lock (no link, no hard link, a regular file;
+ * one of root's from an older version goes to the directory's owner) and
+ * say whose identity mdb_env_open must use (*as_uid = -1: root's own). */
+static int
+lmdb_root_guard(const struct lmdb_store *ls, uid_t *as_uid, gid_t *as_gid,
+    char *err, size_t errlen)
+{
+	const char *base;
+	char lockname[PATH_MAX], shown[PATH_MAX + 8];
+	struct stat ds;
+	int dfd, rc = 0;
+
+	*as_uid = (uid_t)-1;
+	if ((dfd = lmdb_dir_open(ls->path, &base)) < 0) {
+		snprintf(err, errlen, "store %s: directory: %s", ls->path, strerror(errno));
+		return -1;
+	}
+	if (fstat(dfd, &ds) != 0) {
+		snprintf(err, errlen, "store %s: directory: %s", ls->path, strerror(errno));
+		(void)close(dfd);
+		return -1;
+	}
+	if (ds.st_uid != 0 || (ds.st_mode & (S_IWGRP | S_IWOTH))) {
+		uid_t ou = ds.st_uid;
+		gid_t og = ds.st_uid != 0 ? ds.st_gid : 0;
+		snprintf(lockname, sizeof(lockname), "%s-lock", base);
+		rc = lmdb_fchown_at(dfd, base, ls->path, ou, og, err, errlen);
+		snprintf(shown, sizeof(shown), "%s-lock", ls->path);
+		if (rc == 0)
+			rc = lmdb_fchown_at(dfd, lockname, shown, ou, og, err, errlen);
+		if (ds.st_uid != 0) {
+			*as_uid = ds.st_uid;
+			*as_gid = ds.st_gid;
+		}
+	}
+	(void)close(dfd);
+	return rc;
+}
+
 static int
 lmdb_env_open(struct lmdb_store *ls, char *err, size_t errlen)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
 	int rc, dead = 0;
+	uid_t as_uid = (uid_t)-1, old_uid = 0;
+	gid_t as_gid = 0, old_gid = 0;
 
+	if (geteuid() == 0 && lmdb_root_guard(ls, &as_uid, &as_gid, err, errlen) != 0)
+		return -1;
 	if ((rc = mdb_env_create(&env)) != 0)
 		goto fail;
 	if ((rc = mdb_env_set_mapsize(env, ls->mapsize)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(env, 1024)) != 0)
 		goto fail;
+	if (as_uid != (uid_t)-1) {
+		/* open with the directory owner's rights (this thread only) */
+		old_gid = (gid_t)setfsgid(as_gid);
+		old_uid = (uid_t)setfsuid(as_uid);
+		if ((uid_t)setfsuid(as_uid) != as_uid) {
+			(void)setfsuid(old_uid);
+			(void)setfsgid(old_gid);
+			mdb_env_close(env);
+			snprintf(err, errlen, "store %s: setfsuid failed", ls->path);
+			return -1;
+		}
+	}
 	rc = mdb_env_open(env, ls->path,
 	    MDB_NOSUBDIR | MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD, 0600);
+	if (as_uid != (uid_t)-1) {
+		(void)setfsuid(old_uid);
+		(void)setfsgid(old_gid);
+	}
 	if (rc != 0)
 		goto fail;
 	if (mdb_reader_check(env, &dead) != 0)
@@ -518,20 +640,21 @@ lmdb_chown(struct policy_store *st, uid_t uid, gid_t gid, char *err,
     size_t errlen)
 {
 	struct lmdb_store *ls = st->impl;
-	char lock[PATH_MAX + 8];
+	char lock[PATH_MAX + 8], lockname[PATH_MAX];
+	const char *base;
+	int dfd, rc;
 
+	if ((dfd = lmdb_dir_open(ls->path, &base)) < 0) {
+		snprintf(err, errlen, "store %s: directory: %s", ls->path, strerror(errno));
+		return -1;
+	}
 	snprintf(lock, sizeof(lock), "%s-lock", ls->path);
-	if (chown(ls->path, uid, gid) != 0) {
-		snprintf(err, errlen, "store %s: chown: %s", ls->path,
-		    strerror(errno));
-		return -1;
-	}
-	if (chown(lock, uid, gid) != 0 && errno != ENOENT) {
-		snprintf(err, errlen, "store %s: chown: %s", lock,
-		    strerror(errno));
-		return -1;
-	}
-	return 0;
+	snprintf(lockname, sizeof(lockname), "%s-lock", base);
+	rc = lmdb_fchown_at(dfd, base, ls->path, uid, gid, err, errlen);
+	if (rc == 0)
+		rc = lmdb_fchown_at(dfd, lockname, lock, uid, gid, err, errlen);
+	(void)close(dfd);
+	return rc;
 }
 
 static void

@@ -4,8 +4,9 @@
  *   tailwart-relay [-c FILE] [-f] [-n] [-d]
  *   tailwart-relay [-c FILE] queue list|show ID|flush [ID]|delete ID|hold ID|release ID
  *
- * The master (root) parses the config, reads the DKIM keys, creates and
- * recovers the spool, binds the listeners, then forks the receiver and the
+ * The master (root) parses the config, reads the DKIM keys, creates the
+ * spool (never following a link the relay user planted), has it recovered
+ * by a child running as the relay user, binds the listeners, then forks the receiver and the
  * scheduler; each child drops to `user` before touching anything remote.
  * The master speaks no SMTP: it reaps and respawns children (after a
  * one-second pause if one died within a second of starting), reloads on
@@ -161,6 +162,36 @@ stop_children(struct master *ms)
 		}
 }
 
+/* Spool recovery deletes files in directories the relay user owns: do it
+ * as that user (a child that drops privileges first), never as root. */
+static void
+recover_as_user(const struct relay_config *cfg)
+{
+	char why[256];
+	int st = 0;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (relay_drop_privileges(cfg->user, why, sizeof(why)) != 0) {
+			log_err("%s", why);
+			_exit(1);
+		}
+		if (relay_spool_recover(cfg->spool_dir) != 0) {
+			log_warn("spool recovery in %s was incomplete: %s", cfg->spool_dir,
+			    strerror(errno));
+			_exit(1);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			fatal("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		log_warn("spool recovery in %s did not finish (status %d)", cfg->spool_dir, st);
+}
+
 static int
 run_master(const char *path, int foreground)
 {
@@ -176,9 +207,7 @@ run_master(const char *path, int foreground)
 		fatal("user %s does not exist", ms.cfg.user);
 	if (relay_spool_init(ms.cfg.spool_dir, uid, gid) != 0)
 		fatal("spool_dir %s: %s", ms.cfg.spool_dir, strerror(errno));
-	if (relay_spool_recover(ms.cfg.spool_dir) != 0)
-		log_warn("spool recovery in %s was incomplete: %s", ms.cfg.spool_dir,
-		    strerror(errno));
+	recover_as_user(&ms.cfg);
 	for (size_t i = 0; i < ms.cfg.listen.n && i < RELAY_MAX_LISTEN; i++) {
 		struct net_endpoint ep;
 		const char *why = NULL;

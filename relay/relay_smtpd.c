@@ -15,7 +15,8 @@
  *
  * Strictness: a command line must end in CRLF and hold no other CR or LF;
  * in DATA and BDAT every LF must follow a CR and every CR precede an LF,
- * else the message is refused with 554 5.6.0 after its end. The size limit
+ * else the message is refused with 550 5.6.0 after its end (the gate's
+ * reply). DATA ends only on CRLF.CRLF: a "." line after a bare LF is text. The size limit
  * is enforced while reading (552 5.3.4). Nothing is answered 250 before
  * relay_spool_commit() returned 0; a failed commit (disk full) is 452 4.3.1.
  */
@@ -31,9 +32,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include "config.h"
 #include "io.h"
 #include "log.h"
@@ -44,43 +42,14 @@
 #include "relay_dkim.h"
 #include "relay_proc.h"
 #include "relay_smtpd.h"
+#include "relay_smtpd_int.h"
 #include "relay_spool.h"
 
 #define SMTPD_RBUF	65536
+#define reply		relay_smtpd_reply
+#define enter_state	relay_smtpd_enter
 #define SMTPD_MAX_ERRORS 10
-
-enum smtpd_state {
-	ST_GREET = 1 << 0,	/* before EHLO/HELO */
-	ST_READY = 1 << 1,	/* after EHLO, no transaction */
-	ST_MAIL  = 1 << 2,	/* MAIL accepted, no RCPT yet */
-	ST_RCPT  = 1 << 3,	/* at least one RCPT */
-	ST_BDAT  = 1 << 4,	/* inside a BDAT sequence */
-	ST_QUIT  = 1 << 5,
-};
-#define ST_ANY	(ST_GREET | ST_READY | ST_MAIL | ST_RCPT | ST_BDAT)
-
-struct smtpd {
-	const struct relay_config *cfg;
-	struct io	 io;
-	int		 fd;
-	char		 client[64];
-	char		 helo[256];
-	int		 esmtp;
-	int		 trusted;	/* in client_networks */
-	int		 tls;
-	int		 authed;
-	char		 auth_user[128];
-	enum smtpd_state state;
-	/* transaction */
-	char		 from[SMTP_PATH_MAX + 1];
-	int		 utf8, eightbit;
-	char		*rcpts[RELAY_RCPT_MAX];
-	size_t		 nrcpts;
-	struct relay_spool_writer *w;
-	off_t		 size;
-	int		 too_big, bad_eol, prev_cr, bdat_failed;
-	int		 errors;
-};
+#define BDAT_MIN_RATE	8192	/* bytes/s a BDAT chunk may count on */
 
 static const char *
 state_name(enum smtpd_state s)
@@ -95,8 +64,8 @@ state_name(enum smtpd_state s)
 	}
 }
 
-static void
-enter_state(struct smtpd *s, enum smtpd_state st)
+void
+relay_smtpd_enter(struct smtpd *s, enum smtpd_state st)
 {
 	if (s->state != st)
 		log_debug("smtpd client=%s state %s -> %s", s->client,
@@ -104,10 +73,8 @@ enter_state(struct smtpd *s, enum smtpd_state st)
 	s->state = st;
 }
 
-static void
-reply(struct smtpd *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void
-reply(struct smtpd *s, const char *fmt, ...)
+void
+relay_smtpd_reply(struct smtpd *s, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -139,7 +106,16 @@ txn_reset(struct smtpd *s)
 		s->w = NULL;
 	}
 	s->size = 0;
-	s->too_big = s->bad_eol = s->prev_cr = s->bdat_failed = 0;
+	s->too_big = s->bad_lf = s->bad_cr = s->prev_cr = s->bdat_failed = 0;
+}
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- message body ----------------------------------------------------- */
@@ -197,9 +173,13 @@ body_end(struct smtpd *s)
 	char id[RELAY_ID_LEN + 1];
 	enum relay_dkim_result dr;
 
-	if (s->bad_eol) {
-		log_info("smtpd client=%s reject reason=bare-cr-or-lf", s->client);
-		reply(s, "554 5.6.0 Message contains bare CR or LF");
+	if (s->bad_lf || s->bad_cr) {
+		/* the gate's reply for the same thing (gate_data.c) */
+		log_info("smtpd client=%s reject reason=%s from=<%s> reply=\"550 5.6.0\"",
+		    s->client, s->bad_lf ? "bare-lf" : "bare-cr", s->from);
+		reply(s, "550 5.6.0 Message contains bare %s; lines must end in CRLF",
+		    s->bad_lf ? "LF" : "CR");
+		s->errors++;
 		goto done;
 	}
 	if (s->too_big) {
@@ -256,146 +236,6 @@ done:
 
 /* ---- commands ----------------------------------------------------------- */
 
-static int
-auth_offered(const struct smtpd *s)
-{
-	return s->tls && !s->authed && relay_config_set(s->cfg->smtpd_auth_user);
-}
-
-/* Base64 text to bytes; -1 on bad input. out gets a NUL after the data. */
-static int
-b64_decode(const char *in, unsigned char *out, size_t outlen, size_t *n)
-{
-	size_t il = strlen(in), pad = 0;
-	int r;
-
-	if (il == 0 || il % 4 != 0 || il / 4 * 3 + 1 > outlen)
-		return -1;
-	if (in[il - 1] == '=')
-		pad++;
-	if (il > 1 && in[il - 2] == '=')
-		pad++;
-	r = EVP_DecodeBlock(out, (const unsigned char *)in, (int)il);
-	if (r < 0 || (size_t)r < pad)
-		return -1;
-	*n = (size_t)r - pad;
-	out[*n] = '\0';
-	return 0;
-}
-
-/* Constant-time comparison of a candidate with the configured secret. */
-static int
-same_secret(const char *a, size_t al, const char *b)
-{
-	size_t bl = strlen(b);
-	unsigned char x[256], y[256];
-
-	if (al >= sizeof(x) || bl >= sizeof(y))
-		return 0;
-	memset(x, 0, sizeof(x));
-	memset(y, 0, sizeof(y));
-	memcpy(x, a, al);
-	memcpy(y, b, bl);
-	return CRYPTO_memcmp(x, y, sizeof(x)) == 0 && al == bl;
-}
-
-/* Read one base64 line of an AUTH exchange ("*" cancels). */
-static int
-auth_line(struct smtpd *s, unsigned char *out, size_t outlen, size_t *n)
-{
-	const char *line;
-	size_t len;
-	char buf[1024];
-
-	(void)io_flush(&s->io);
-	if (io_getline(&s->io, &line, &len) != IO_OK || len < 2 || len > sizeof(buf) ||
-	    line[len - 2] != '\r') {
-		enter_state(s, ST_QUIT);
-		return -1;
-	}
-	memcpy(buf, line, len - 2);
-	buf[len - 2] = '\0';
-	if (strcmp(buf, "*") == 0) {
-		reply(s, "501 5.7.0 Authentication cancelled");
-		return -1;
-	}
-	if (b64_decode(buf, out, outlen, n) != 0) {
-		reply(s, "501 5.5.2 Bad base64 data");
-		return -1;
-	}
-	return 0;
-}
-
-static void
-auth_result(struct smtpd *s, const char *user, size_t ul, const char *pw, size_t pl)
-{
-	char q[160];
-
-	if (same_secret(user, ul, s->cfg->smtpd_auth_user) &
-	    same_secret(pw, pl, s->cfg->smtpd_auth_password)) {
-		s->authed = 1;
-		snprintf(s->auth_user, sizeof(s->auth_user), "%.*s", (int)ul, user);
-		log_info("smtpd client=%s auth=%s", s->client,
-		    log_quote(q, sizeof(q), user, ul));
-		reply(s, "235 2.7.0 Authentication successful");
-		return;
-	}
-	s->errors++;
-	log_info("smtpd client=%s reject reason=auth user=%s", s->client,
-	    log_quote(q, sizeof(q), user, ul));
-	reply(s, "535 5.7.8 Authentication credentials invalid");
-}
-
-static void
-cmd_auth(struct smtpd *s, const char *args)
-{
-	unsigned char buf[800], pwb[800];
-	size_t n = 0, pn = 0;
-	const char *sp = strchr(args, ' ');
-	size_t ml = sp ? (size_t)(sp - args) : strlen(args);
-
-	if (!auth_offered(s)) {
-		reply(s, s->authed ? "503 5.5.1 Already authenticated" :
-		    "502 5.5.1 AUTH not available");
-		return;
-	}
-	if (ml == 5 && strncasecmp(args, "PLAIN", 5) == 0) {
-		/* initial response, or "=" for an empty one, or ask for it */
-		if (sp && strcmp(sp + 1, "=") != 0) {
-			if (b64_decode(sp + 1, buf, sizeof(buf), &n) != 0) {
-				reply(s, "501 5.5.2 Bad base64 data");
-				return;
-			}
-		} else {
-			reply(s, "334 ");
-			if (auth_line(s, buf, sizeof(buf), &n) != 0)
-				return;
-		}
-		/* authzid NUL authcid NUL passwd */
-		const unsigned char *z1 = memchr(buf, '\0', n);
-		const unsigned char *z2 = z1 ? memchr(z1 + 1, '\0', n - (size_t)(z1 + 1 - buf)) : NULL;
-		if (z1 == NULL || z2 == NULL) {
-			reply(s, "501 5.5.2 Bad PLAIN response");
-			return;
-		}
-		auth_result(s, (const char *)z1 + 1, (size_t)(z2 - z1 - 1),
-		    (const char *)z2 + 1, n - (size_t)(z2 + 1 - buf));
-	} else if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0 && sp == NULL) {
-		reply(s, "334 VXNlcm5hbWU6");
-		if (auth_line(s, buf, sizeof(buf), &n) != 0)
-			return;
-		reply(s, "334 UGFzc3dvcmQ6");
-		if (auth_line(s, pwb, sizeof(pwb), &pn) != 0)
-			return;
-		auth_result(s, (const char *)buf, n, (const char *)pwb, pn);
-	} else {
-		reply(s, "504 5.5.4 Unrecognized authentication type");
-		return;
-	}
-	explicit_bzero(buf, sizeof(buf));
-	explicit_bzero(pwb, sizeof(pwb));
-}
-
 static void
 cmd_starttls(struct smtpd *s, const char *args)
 {
@@ -439,7 +279,7 @@ cmd_ehlo(struct smtpd *s, const char *args, int esmtp)
 		    "250-SMTPUTF8\r\n250-CHUNKING\r\n%s%s250 ENHANCEDSTATUSCODES",
 		    s->cfg->hostname, s->cfg->message_size_limit,
 		    s->cfg->smtpd_tls && !s->tls ? "250-STARTTLS\r\n" : "",
-		    auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n" : "");
+		    relay_smtpd_auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n" : "");
 	enter_state(s, ST_READY);
 }
 
@@ -530,7 +370,7 @@ cmd_rcpt(struct smtpd *s, char *args)
 static void
 cmd_data(struct smtpd *s, const char *args)
 {
-	int at_bol = 1;
+	int at_bol = 1, prev_crlf = 1;	/* "DATA\r\n" ended in CRLF */
 
 	if (*args) {
 		reply(s, "501 5.5.4 Syntax: DATA");
@@ -548,34 +388,34 @@ cmd_data(struct smtpd *s, const char *args)
 		size_t len;
 		enum io_status st = io_getline(&s->io, &line, &len);
 
-		if (st == IO_OK) {
-			if (at_bol && len == 3 && memcmp(line, ".\r\n", 3) == 0)
-				break;
-			if (len < 2 || line[len - 2] != '\r' ||
-			    memchr(line, '\r', len - 2) != NULL)
-				s->bad_eol = 1;
-			if (at_bol && line[0] == '.') {
-				line++;
-				len--;
-			}
-			body_add(s, line, len);
-			at_bol = 1;
-		} else if (st == IO_PARTIAL) {
-			if (memchr(line, '\r', len) != NULL)
-				s->bad_eol = 1;
-			if (at_bol && line[0] == '.') {
-				line++;
-				len--;
-			}
-			body_add(s, line, len);
-			at_bol = 0;
-		} else {
+		if (st != IO_OK && st != IO_PARTIAL) {
 			log_info("smtpd client=%s lost in DATA: %s", s->client,
 			    st == IO_TIMEOUT ? "timeout" : st == IO_EOF ? "eof" : "error");
 			txn_reset(s);
 			enter_state(s, ST_QUIT);
 			return;
 		}
+		/* The end is CRLF.CRLF and nothing else: a "." line after a
+		 * line that ended in a bare LF (or CR) is message text, else
+		 * a client could smuggle a second transaction past the first
+		 * (SMTP smuggling); the message is refused at its real end. */
+		if (st == IO_OK && at_bol && prev_crlf && len == 3 &&
+		    memcmp(line, ".\r\n", 3) == 0)
+			break;
+		if (st == IO_OK) {
+			if (len < 2 || line[len - 2] != '\r')
+				s->bad_lf = 1;
+			if (len > 2 && memchr(line, '\r', len - 2) != NULL)
+				s->bad_cr = 1;
+		} else if (memchr(line, '\r', len) != NULL)
+			s->bad_cr = 1;
+		if (at_bol && line[0] == '.') {
+			line++;
+			len--;
+		}
+		body_add(s, line, len);
+		at_bol = st == IO_OK;
+		prev_crlf = at_bol && len >= 2 && line[len - 2] == '\r';
 	}
 	body_end(s);
 }
@@ -620,14 +460,28 @@ cmd_bdat(struct smtpd *s, const char *args)
 	ok_state = (s->state & (ST_RCPT | ST_BDAT)) != 0;
 	if (ok_state && s->w == NULL && body_begin(s) != 0)
 		s->bdat_failed = 1;
-	/* always consume the announced bytes, else they would be read as commands */
+	/* always consume the announced bytes, else they would be read as
+	 * commands; the whole chunk has one deadline (smtp_timeout, plus a
+	 * second per BDAT_MIN_RATE bytes), not a fresh timeout per read, so a
+	 * client cannot hold the session by dribbling a byte now and then */
+	long long deadline = mono_ms() + (long long)s->cfg->smtp_timeout * 1000 +
+	    (long long)(n / BDAT_MIN_RATE) * 1000;
+	int step_ms = s->io.timeout_ms;
 	for (unsigned long long left = n; left > 0; ) {
 		const char *p;
 		size_t got;
-		enum io_status st = io_getbytes(&s->io, left > SIZE_MAX ? SIZE_MAX : (size_t)left,
-		    &p, &got);
+		long long rest = deadline - mono_ms();
+		enum io_status st;
+
+		s->io.timeout_ms = rest < 1 ? 1 : rest < step_ms ? (int)rest : step_ms;
+		st = rest < 1 ? IO_TIMEOUT : io_getbytes(&s->io,
+		    left > SIZE_MAX ? SIZE_MAX : (size_t)left, &p, &got);
+		s->io.timeout_ms = step_ms;
 		if (st != IO_OK) {
-			log_info("smtpd client=%s lost in BDAT", s->client);
+			log_info("smtpd client=%s lost in BDAT: %s size=%llu left=%llu", s->client,
+			    st == IO_TIMEOUT ? "timeout" : "eof", n, left);
+			if (st == IO_TIMEOUT)
+				reply(s, "421 4.4.2 Timeout");
 			txn_reset(s);
 			enter_state(s, ST_QUIT);
 			return;
@@ -637,8 +491,10 @@ cmd_bdat(struct smtpd *s, const char *args)
 			continue;
 		for (size_t i = 0; i < got; i++) {
 			char c = p[i];
-			if ((s->prev_cr && c != '\n') || (!s->prev_cr && c == '\n'))
-				s->bad_eol = 1;
+			if (s->prev_cr && c != '\n')
+				s->bad_cr = 1;
+			if (!s->prev_cr && c == '\n')
+				s->bad_lf = 1;
 			s->prev_cr = c == '\r';
 		}
 		body_add(s, p, got);
@@ -662,7 +518,7 @@ cmd_bdat(struct smtpd *s, const char *args)
 		return;
 	}
 	if (s->prev_cr)
-		s->bad_eol = 1;
+		s->bad_cr = 1;
 	body_end(s);
 }
 
@@ -783,13 +639,19 @@ dispatch(struct smtpd *s, char *line)
 	case C_VRFY: cmd_vrfy(s, a); break;
 	case C_HELP: cmd_help(s, a); break;
 	case C_STARTTLS: cmd_starttls(s, a); break;
-	case C_AUTH: cmd_auth(s, a); break;
+	case C_AUTH: relay_smtpd_auth(s, a); break;
 	case C_EXPN: cmd_expn(s, a); break;
 	}
 }
 
 int
 relay_smtpd_session(const struct relay_config *cfg, int fd)
+{
+	return relay_smtpd_serve(cfg, fd, 0) < 0 ? 1 : 0;
+}
+
+int
+relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior)
 {
 	struct smtpd s;
 	struct sockaddr_storage ss;
@@ -801,21 +663,31 @@ relay_smtpd_session(const struct relay_config *cfg, int fd)
 	s.cfg = cfg;
 	s.fd = fd;
 	s.state = ST_GREET;
+	s.auth_prior = auth_prior;
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
 		(void)close(fd);
-		return 1;
+		return -1;
 	}
 	net_unmap(&ss);
 	if (net_addr_str(&ss, s.client, sizeof(s.client), &port) != 0)
 		snprintf(s.client, sizeof(s.client), "unknown");
 	if (io_init(&s.io, fd, SMTPD_RBUF, (int)cfg->smtp_timeout * 1000) != 0) {
 		(void)close(fd);
-		return 1;
+		return -1;
 	}
 	s.trusted = net_cidr_list_match(&cfg->client_networks, &ss);
 	if (!s.trusted && !relay_config_set(cfg->smtpd_auth_user)) {
 		log_info("smtpd client=%s reject reason=client_networks", s.client);
 		reply(&s, "554 5.7.1 %s: client not in client_networks", s.client);
+		(void)io_flush(&s.io);
+		io_free(&s.io);
+		(void)close(fd);
+		return 0;
+	}
+	if (!s.trusted && relay_smtpd_auth_blocked(&s)) {
+		log_warn("smtpd client=%s reject reason=auth-limit client_failures=%u",
+		    s.client, s.auth_prior);
+		reply(&s, "421 4.7.0 Too many failed authentication attempts, try again later");
 		(void)io_flush(&s.io);
 		io_free(&s.io);
 		(void)close(fd);
@@ -864,15 +736,21 @@ relay_smtpd_session(const struct relay_config *cfg, int fd)
 	txn_reset(&s);
 	io_free(&s.io);
 	(void)close(fd);	/* the session is over either way */
-	return 0;
+	return (int)s.auth_fails;
 }
 
 int
 relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
 {
 	struct pollfd pfd[17];
+	struct relay_auth_table auth;
 	unsigned long long nchildren = 0;
 	size_t n = nfds < 16 ? nfds : 16;
+
+	if (relay_auth_table_init(&auth, cfg->max_clients) != 0) {
+		log_err("receiver: out of memory");
+		return 1;
+	}
 
 	for (;;) {
 		for (size_t i = 0; i < n; i++) {
@@ -889,18 +767,27 @@ relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
 		}
 		if (relay_sig_take(RELAY_SIG_CHLD) || nchildren > 0) {
 			pid_t pid;
-			while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+			int wst;
+			while ((pid = waitpid(-1, &wst, WNOHANG)) > 0) {
+				relay_auth_ended(&auth, pid, wst, time(NULL));
 				if (nchildren > 0)
 					nchildren--;
+			}
 		}
-		if (relay_sig_take(RELAY_SIG_TERM))
+		if (relay_sig_take(RELAY_SIG_TERM)) {
+			relay_auth_table_free(&auth);
 			return 0;
+		}
 		(void)relay_sig_take(RELAY_SIG_HUP);	/* the master restarts us */
 		for (size_t i = 0; i < n; i++) {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+			char addr[64];
+			unsigned port, prior;
 			int c;
 			if (!(pfd[i].revents & POLLIN))
 				continue;
-			c = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
+			c = accept4(fds[i], (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 			if (c < 0) {
 				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 				    errno == ENOMEM) {
@@ -916,6 +803,10 @@ relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
 				(void)close(c);
 				continue;
 			}
+			net_unmap(&ss);
+			if (net_addr_str(&ss, addr, sizeof(addr), &port) != 0)
+				snprintf(addr, sizeof(addr), "unknown");
+			prior = relay_auth_prior(&auth, addr, time(NULL));
 			pid_t pid = fork();
 			if (pid < 0) {
 				log_err("receiver fork: %s", strerror(errno));
@@ -923,11 +814,15 @@ relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
 				continue;
 			}
 			if (pid == 0) {
+				int fails;
 				relay_sig_reset();
 				for (size_t j = 0; j < nfds; j++)
 					(void)close(fds[j]);
-				_exit(relay_smtpd_session(cfg, c));
+				/* the exit status is the number of failed AUTHs */
+				fails = relay_smtpd_serve(cfg, c, prior);
+				_exit(fails < 0 ? 255 : fails > 100 ? 100 : fails);
 			}
+			relay_auth_started(&auth, pid, addr);
 			nchildren++;
 			(void)close(c);	/* the child owns it */
 		}

@@ -18,5 +18,9 @@
 int relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds);
 /* One session on a connected socket (closes it). Exit status for the child. */
 int relay_smtpd_session(const struct relay_config *cfg, int fd);
+/* The same, for a client that failed AUTH auth_prior times lately (the
+ * receiver's count): -1 if the session could not start, else the number
+ * of failed AUTH attempts in it. */
+int relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior);
 
 #endif

@@ -22,10 +22,9 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "log.h"
 #include "relay_spool.h"
 
-#define HDR_MAX		(2 * 1024 * 1024)	/* envelope records */
-#define END_LEN		21			/* "end %016llx\n" */
 
 static const char *const subdirs[] = { "incoming", "queue", "hold", "state", "corrupt" };
 
@@ -106,24 +105,67 @@ relay_fsync_dir(const char *path)
 	return rc;
 }
 
+/* Create (if absent) and open the directory `name` relative to dfd without
+ * following a link, check it is a directory owned by root or uid, and give
+ * it to uid:gid through the fd: the relay user owns the spool, so root
+ * must never act on a name it could have replaced by a link. */
+static int
+spool_own_dir(int dfd, const char *name, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdirat(dfd, name, 0750) != 0 && errno != EEXIST)
+		return -1;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			log_err("spool %s: a symbolic link or not a directory: refusing to use it",
+			    name);
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    (st.st_uid != 0 && st.st_uid != uid)) {
+		log_err("spool %s: owned by uid %ld, neither root nor the relay user: refusing",
+		    name, (long)st.st_uid);
+		(void)close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) != 0) {
+		int e = errno;
+		(void)close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 int
 relay_spool_init(const char *dir, uid_t uid, gid_t gid)
 {
-	char p[4096];
+	int top, rc = 0;
 
+	/* spool_dir itself sits in a directory of the administrator's */
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
 		return -1;
-	if (chown(dir, uid, gid) != 0)
+	if ((top = spool_own_dir(AT_FDCWD, dir, uid, gid)) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		if (relay_pathf(p, sizeof(p), "%s/%s", dir, subdirs[i]) != 0)
-			return -1;
-		if (mkdir(p, 0750) != 0 && errno != EEXIST)
-			return -1;
-		if (chown(p, uid, gid) != 0)
-			return -1;
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && rc == 0; i++) {
+		int fd = spool_own_dir(top, subdirs[i], uid, gid);
+		if (fd < 0)
+			rc = -1;
+		else
+			(void)close(fd);	/* read-only directory fd */
 	}
-	return relay_fsync_dir(dir);
+	if (rc == 0 && fsync(top) != 0)
+		rc = -1;
+	{
+		int e = errno;
+		(void)close(top);
+		errno = e;
+	}
+	return rc;
 }
 
 int
@@ -137,32 +179,46 @@ relay_spool_valid_id(const char *id)
 	return 1;
 }
 
+/* Open dir/sub for reading without following a link at `sub`. */
+static DIR *
+open_subdir(const char *dir, const char *sub)
+{
+	char p[4096];
+	int fd;
+	DIR *d;
+
+	if (relay_pathf(p, sizeof(p), "%s/%s", dir, sub) != 0)
+		return NULL;
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL)
+		(void)close(fd);	/* read-only directory fd */
+	return d;
+}
+
 int
 relay_spool_recover(const char *dir)
 {
-	char p[4096], q[4096];
+	char q[4096];
 	struct dirent *de;
 	DIR *d;
 	int rc = 0;
 
-	/* incoming/: never answered 250, so never promised to anyone */
-	if (relay_pathf(p, sizeof(p), "%s/incoming", dir) != 0)
-		return -1;
-	if ((d = opendir(p)) == NULL)
+	/* incoming/: never answered 250, so never promised to anyone. Runs
+	 * as the relay user (relay_main); entries are removed relative to
+	 * the directory fd, and a link is removed, never followed. */
+	if ((d = open_subdir(dir, "incoming")) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (relay_pathf(q, sizeof(q), "%s/%s", p, de->d_name) != 0)
-			continue;
-		if (unlink(q) != 0 && errno != ENOENT)
+		if (unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT)
 			rc = -1;
 	}
 	(void)closedir(d);
 	/* state/: temporary files and states whose message is gone */
-	if (relay_pathf(p, sizeof(p), "%s/state", dir) != 0)
-		return -1;
-	if ((d = opendir(p)) == NULL)
+	if ((d = open_subdir(dir, "state")) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
 		struct stat st;
@@ -173,19 +229,15 @@ relay_spool_recover(const char *dir)
 		if (!stale) {
 			if (relay_pathf(q, sizeof(q), "%s/queue/%s", dir, de->d_name) != 0)
 				continue;
-			stale = stat(q, &st) != 0;
+			stale = lstat(q, &st) != 0;
 			if (stale) {
 				if (relay_pathf(q, sizeof(q), "%s/hold/%s", dir, de->d_name) != 0)
 					continue;
-				stale = stat(q, &st) != 0;
+				stale = lstat(q, &st) != 0;
 			}
 		}
-		if (stale) {
-			if (relay_pathf(q, sizeof(q), "%s/%s", p, de->d_name) != 0)
-				continue;
-			if (unlink(q) != 0 && errno != ENOENT)
-				rc = -1;
-		}
+		if (stale && unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT)
+			rc = -1;
 	}
 	(void)closedir(d);
 	return rc;
@@ -442,191 +494,6 @@ relay_msg_free(struct relay_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int
-parse_ll(const char *s, long long *v)
-{
-	unsigned long long u;
-	const char *why;
-
-	if (conf_parse_uint(s, &u, &why) != 0 || u > (1ULL << 62))
-		return -1;
-	*v = (long long)u;
-	return 0;
-}
-
-static int
-add_rcpt(struct relay_msg *m, const char *addr)
-{
-	struct relay_rcpt *nv;
-
-	if (m->nrcpts >= RELAY_RCPT_MAX)
-		return -1;
-	nv = realloc(m->rcpts, (m->nrcpts + 1) * sizeof(*nv));
-	if (nv == NULL)
-		return -1;
-	m->rcpts = nv;
-	memset(&m->rcpts[m->nrcpts], 0, sizeof(*nv));
-	m->rcpts[m->nrcpts].addr = strdup(addr);
-	if (m->rcpts[m->nrcpts].addr == NULL)
-		return -1;
-	m->nrcpts++;
-	return 0;
-}
-
-int
-relay_spool_read(int fd, struct relay_msg *m, const char **why)
-{
-	struct stat st;
-	char endrec[END_LEN + 1], *hdr = NULL, *p, *nl;
-	unsigned long long t;
-	size_t hlen;
-	int got_data = 0;
-
-	memset(m, 0, sizeof(*m));
-	if (fstat(fd, &st) != 0) {
-		*why = "fstat failed";
-		return -1;
-	}
-	if (st.st_size < END_LEN + 10) {
-		*why = "file too short";
-		return -1;
-	}
-	if (relay_spool_pread(fd, endrec, END_LEN, st.st_size - END_LEN) != 0) {
-		*why = "read error";
-		return -1;
-	}
-	endrec[END_LEN] = '\0';
-	if (memcmp(endrec, "end ", 4) != 0 || endrec[END_LEN - 1] != '\n' ||
-	    strspn(endrec + 4, "0123456789abcdef") != 16 ||
-	    sscanf(endrec + 4, "%16llx", &t) != 1 || t >= (unsigned long long)st.st_size) {
-		*why = "missing end record (torn file)";
-		return -1;
-	}
-	/* the envelope is small unless there are many recipients: read 64K
-	 * first, and up to HDR_MAX only if the data record is not in it */
-	hlen = st.st_size < 65536 ? (size_t)st.st_size : 65536;
-	for (;;) {
-		size_t most = st.st_size < HDR_MAX ? (size_t)st.st_size : HDR_MAX;
-		hdr = malloc(hlen + 1);
-		if (hdr == NULL || relay_spool_pread(fd, hdr, hlen, 0) != 0) {
-			*why = "read error";
-			goto bad;
-		}
-		if (memmem(hdr, hlen, "\ndata\n", 6) != NULL || hlen >= most)
-			break;
-		free(hdr);
-		hdr = NULL;
-		hlen = most;
-	}
-	hdr[hlen] = '\0';
-	if (strncmp(hdr, "TWQ1\n", 5) != 0) {
-		*why = "bad magic";
-		goto bad;
-	}
-	for (p = hdr + 5; !got_data; p = nl + 1) {
-		long long v;
-		nl = memchr(p, '\n', hlen - (size_t)(p - hdr));
-		if (nl == NULL) {
-			*why = "envelope too long or unterminated";
-			goto bad;
-		}
-		*nl = '\0';
-		if (strncmp(p, "id ", 3) == 0) {
-			if (!relay_spool_valid_id(p + 3)) {
-				*why = "bad id";
-				goto bad;
-			}
-			memcpy(m->id, p + 3, RELAY_ID_LEN + 1);
-		} else if (strncmp(p, "time ", 5) == 0) {
-			if (parse_ll(p + 5, &v) != 0) {
-				*why = "bad time";
-				goto bad;
-			}
-			m->arrival = (time_t)v;
-		} else if (strncmp(p, "from ", 5) == 0 || strcmp(p, "from") == 0) {
-			free(m->from);
-			m->from = strdup(p[4] ? p + 5 : "");
-			if (m->from == NULL)
-				goto oom;
-		} else if (strncmp(p, "client ", 7) == 0) {
-			free(m->client);
-			m->client = strdup(p + 7);
-			if (m->client == NULL)
-				goto oom;
-		} else if (strcmp(p, "utf8") == 0) {
-			m->utf8 = 1;
-		} else if (strcmp(p, "8bit") == 0) {
-			m->eightbit = 1;
-		} else if (strncmp(p, "rcpt ", 5) == 0) {
-			if (add_rcpt(m, p + 5) != 0) {
-				*why = "too many recipients";
-				goto bad;
-			}
-		} else if (strcmp(p, "data") == 0) {
-			got_data = 1;
-			m->body_off = (off_t)(nl + 1 - hdr);
-		} else {
-			*why = "unknown envelope record";
-			goto bad;
-		}
-	}
-	if (m->id[0] == '\0' || m->from == NULL || m->nrcpts == 0 || m->arrival == 0) {
-		*why = "incomplete envelope";
-		goto bad;
-	}
-	if ((off_t)t < m->body_off) {
-		*why = "trailer before body";
-		goto bad;
-	}
-	m->body_len = (off_t)t - m->body_off;
-	/* trailer: optional dkim record between T and the end record */
-	{
-		size_t tl = (size_t)(st.st_size - END_LEN - (off_t)t);
-		char *tr;
-		if (tl > 0) {
-			if (tl > 65536) {
-				*why = "trailer too long";
-				goto bad;
-			}
-			tr = malloc(tl + 1);
-			if (tr == NULL)
-				goto oom;
-			if (relay_spool_pread(fd, tr, tl, (off_t)t) != 0) {
-				free(tr);
-				*why = "read error";
-				goto bad;
-			}
-			tr[tl] = '\0';
-			unsigned long long dl;
-			char *e = memchr(tr, '\n', tl);
-			if (strncmp(tr, "dkim ", 5) != 0 || e == NULL ||
-			    sscanf(tr + 5, "%llu", &dl) != 1 ||
-			    (size_t)(e - tr) + 1 + dl + 1 != tl || tr[tl - 1] != '\n') {
-				free(tr);
-				*why = "bad trailer";
-				goto bad;
-			}
-			m->dkim = malloc(dl + 1);
-			if (m->dkim == NULL) {
-				free(tr);
-				goto oom;
-			}
-			memcpy(m->dkim, e + 1, dl);
-			m->dkim[dl] = '\0';
-			m->dkim_len = dl;
-			free(tr);
-		}
-	}
-	free(hdr);
-	return 0;
-oom:
-	*why = "out of memory";
-bad:
-	free(hdr);
-	relay_msg_free(m);
-	return -1;
-}
-
 static const char *
 rstatus_name(enum relay_rstatus s)
 {
@@ -635,60 +502,6 @@ rstatus_name(enum relay_rstatus s)
 	case RELAY_R_BOUNCED: return "bounced";
 	default: return "pending";
 	}
-}
-
-int
-relay_state_load(const char *dir, struct relay_msg *m)
-{
-	char p[4096], *buf = NULL, *line, *save = NULL;
-	struct stat st;
-	int fd, ok = 0;
-
-	m->attempts = 0;
-	m->next_attempt = 0;
-	m->warned = m->notified = 0;
-	if (relay_pathf(p, sizeof(p), "%s/state/%s", dir, m->id) != 0)
-		return -1;
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &st) != 0 || st.st_size > 4 * 1024 * 1024 ||
-	    (buf = malloc((size_t)st.st_size + 1)) == NULL ||
-	    relay_spool_pread(fd, buf, (size_t)st.st_size, 0) != 0) {
-		free(buf);
-		(void)close(fd);
-		return -1;
-	}
-	(void)close(fd);	/* read-only: nothing to lose */
-	buf[st.st_size] = '\0';
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		long long v;
-		if (strncmp(line, "attempts ", 9) == 0 && parse_ll(line + 9, &v) == 0)
-			m->attempts = (unsigned)v;
-		else if (strncmp(line, "next ", 5) == 0 && parse_ll(line + 5, &v) == 0)
-			m->next_attempt = (time_t)v;
-		else if (strcmp(line, "warned 1") == 0)
-			m->warned = 1;
-		else if (strcmp(line, "notified 1") == 0)
-			m->notified = 1;
-		else if (strncmp(line, "r ", 2) == 0) {
-			char num[16], st_name[16];
-			int off = 0;
-			unsigned long long idx;
-			const char *why;
-			if (sscanf(line + 2, "%15s %15s %n", num, st_name, &off) < 2 ||
-			    conf_parse_uint(num, &idx, &why) != 0 || idx >= m->nrcpts)
-				continue;
-			struct relay_rcpt *r = &m->rcpts[idx];
-			r->status = strcmp(st_name, "sent") == 0 ? RELAY_R_SENT :
-			    strcmp(st_name, "bounced") == 0 ? RELAY_R_BOUNCED : RELAY_R_PENDING;
-			free(r->reply);
-			r->reply = off > 0 && line[2 + off] ? strdup(line + 2 + off) : NULL;
-		} else if (strcmp(line, "end") == 0)
-			ok = 1;
-	}
-	free(buf);
-	return ok ? 0 : -1;
 }
 
 int

@@ -219,7 +219,7 @@ tw_chat_expect "bare LF in DATA refused" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
 > DATA
 < 354
 >> Subject: x\r\n\r\nbare\nLF\r\n.\r\n
-< 554 5\.6\.0
+< 550 5\.6\.0
 alive
 > QUIT
 < 221
