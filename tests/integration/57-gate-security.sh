@@ -1,0 +1,59 @@
+#!/bin/sh
+# 57-gate-security: regression tests for the gate defects of issue 8.
+#  - MAIL parameters are passed on as parsed, never cut from the client's
+#    line: after a milter's CHGFROM the backend gets the new address and
+#    the original parameters, not text from a quoted local part;
+#  - (more sections below, one per defect)
+# Ports: gate 25057, fake backend 26057, milters 28571-28579.
+. "$(dirname "$0")/../lib.sh"
+T=$(tw_tmpdir)
+tw_need_gate
+TM=$TW_BUILD/tests/testmilter
+GP=25057
+FAKE="$TW_PEERS/fakebackend.py"
+
+gate() { # gate NAME key=value...: (re)start the gate
+	n=$1
+	shift
+	tw_stop_gate gate >/dev/null 2>&1
+	rm -rf "$T/gate.lmdb" "$T/gate.lmdb-lock"
+	tw_gate_conf "$T/gate.conf" listen=127.0.0.1:$GP "$@"
+	tw_start_gate "$T/gate.conf" gate >/dev/null || tw_fail "$n: gate start"
+}
+
+# ---- 6: MAIL parameters after a milter's CHGFROM --------------------------------
+tw_bg fake6 python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fake6.log" 26057
+tw_wait_port 127.0.0.1 26057 5 >/dev/null
+tw_bg tm6 "$TM" -s inet:28571@127.0.0.1 -l "$T/tm6.log" -F "<new@example.org>"
+tw_wait_port 127.0.0.1 28571 5 >/dev/null
+gate chgfrom backend=127.0.0.1:26057 milters=inet:127.0.0.1:28571
+tw_chat_expect "6: quoted local part holding '>' and a milter's CHGFROM: accepted" \
+	-b 127.0.0.9 127.0.0.1 $GP <<'EOF'
+< 220
+> EHLO client.example.org
+< 250
+> MAIL FROM:<"x> AUTH=<ceo@mx.test> X-"@evil.example> SIZE=100
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+> Subject: chgfrom
+>
+> body
+> .
+< 250
+> QUIT
+< 221
+EOF
+if grep -q '^cmd MAIL FROM:<new@example.org> SIZE=100$' "$T/fake6.log" &&
+	! grep -q '^cmd MAIL FROM:<new@example.org>.*AUTH=' "$T/fake6.log"; then
+	tw_ok "6: the backend got the new sender and the parsed SIZE only, no AUTH="
+else
+	tw_fail "6: the backend got the new sender and the parsed SIZE only, no AUTH=" \
+		"$(grep '^cmd MAIL' "$T/fake6.log")"
+fi
+tw_bg_stop tm6
+tw_bg_stop fake6
+
+tw_summary
