@@ -3,6 +3,8 @@
 #  - MAIL parameters are passed on as parsed, never cut from the client's
 #    line: after a milter's CHGFROM the backend gets the new address and
 #    the original parameters, not text from a quoted local part;
+#  - a client that talks before the greeting with no pregreet test pending
+#    (pregreet_action=log, allow-listed) is served at once, not at the 421;
 #  - (more sections below, one per defect)
 # Ports: gate 25057, fake backend 26057, milters 28571-28579.
 . "$(dirname "$0")/../lib.sh"
@@ -55,5 +57,33 @@ else
 fi
 tw_bg_stop tm6
 tw_bg_stop fake6
+
+# ---- 8: a client that talks before the greeting, no pregreet test pending -------
+# pregreet_action=log (the test only logs) and an allow-listed client (no test
+# at all): the screen passes the early bytes on and the client is served at
+# once, not after timeout_command (421).
+tw_bg fake8 python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fake8.log" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+early() { # early NAME [FIRST]: FIRST (if any), EHLO and NOOP in one write;
+	# the greeting and both 250s within 4 s
+	tw_chat_expect "$1" -t 4 -b 127.0.0.9 127.0.0.1 $GP <<-EOF
+	>> ${2:-}EHLO early.example.org\\r\\nNOOP\\r\\n
+	< 220
+	< 250
+	< 250 2.0.0
+	> QUIT
+	< 221
+	EOF
+}
+gate pregreetlog backend=127.0.0.1:26058 pregreet_action=log pregreet_wait=1s timeout_command=8s
+early "8: pregreet_action=log: an early talker is served promptly"
+grep -q 'pregreet' "$T/gate.log" && tw_ok "8: the early talk was logged" ||
+	tw_fail "8: the early talk was logged" "$(tw_gate_log gate)"
+# allow-listed behind a trusted proxy: the header and the commands in one write
+gate allowed backend=127.0.0.1:26058 pregreet_action=enforce allow=192.0.2.9 \
+	trusted_proxies=127.0.0.0/8 timeout_command=8s
+early "8: an allow-listed early talker (after a PROXY header) is served promptly" \
+	'PROXY TCP4 192.0.2.9 127.0.0.1 4000 25\r\n'
+tw_bg_stop fake8
 
 tw_summary
