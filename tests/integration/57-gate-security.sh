@@ -5,8 +5,11 @@
 #    the original parameters, not text from a quoted local part;
 #  - a client that talks before the greeting with no pregreet test pending
 #    (pregreet_action=log, allow-listed) is served at once, not at the 421;
+#  - pass-through: idle timeout, a half-closed connection frees its slot,
+#    passthrough_max_per_ip;
 #  - (more sections below, one per defect)
-# Ports: gate 25057, fake backend 26057, milters 28571-28579.
+# Ports: gate 25057, pass-through 25058, fake backends 26057-26058, Postfix
+# 26059, milters 28571-28579.
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
 tw_need_gate
@@ -85,5 +88,60 @@ gate allowed backend=127.0.0.1:26058 pregreet_action=enforce allow=192.0.2.9 \
 early "8: an allow-listed early talker (after a PROXY header) is served promptly" \
 	'PROXY TCP4 192.0.2.9 127.0.0.1 4000 25\r\n'
 tw_bg_stop fake8
+
+# ---- 7: pass-through slots are not held for ever ----------------------------------
+# passthrough_max_connections=2: two idle clients are closed after
+# passthrough_idle_timeout, so a third gets in; two clients that keep their
+# half open after the backend closed (QUIT) free their slots after the
+# linger; passthrough_max_per_ip caps one address.
+tw_backend_start pt 26059 proxy
+hold() { # hold NAME IP SCRIPT: a background client running SCRIPT
+	printf '%b\n' "$3" >"$T/$1.chat"
+	tw_bg "$1" sh -c "python3 '$TW_PEERS/smtpchat.py' -t 20 -b '$2' 127.0.0.1 25058 <'$T/$1.chat'"
+}
+third() { # third NAME IP: a client that gets the banner and a 221
+	tw_chat_expect "$1" -t 5 -b "$2" 127.0.0.1 25058 <<-'EOF'
+	< 220
+	> QUIT
+	< 221
+	EOF
+}
+refused() { # refused NAME IP: the connection is closed without a banner
+	tw_chat_expect "$1" -t 3 -b "$2" 127.0.0.1 25058 <<-'EOF'
+	<? 220
+	eof
+	EOF
+}
+ptgate() { # ptgate NAME key=value...
+	n=$1
+	shift
+	gate "$n" backend=127.0.0.1:26059 passthrough=127.0.0.1:25058=127.0.0.1:26059 "$@"
+	tw_wait_port 127.0.0.1 25058 5 >/dev/null
+}
+ptgate pt passthrough_max_connections=2 passthrough_idle_timeout=3s
+hold idle1 127.0.0.41 '< 220\nsleep 15'
+hold idle2 127.0.0.42 '< 220\nsleep 15'
+sleep 1
+refused "7: two idle clients fill passthrough_max_connections=2" 127.0.0.43
+sleep 4
+third "7: after passthrough_idle_timeout, a third client gets in" 127.0.0.43
+grep -q 'status=closed reason=idle-timeout' "$T/gate.log" && tw_ok "7: idle timeout logged" ||
+	tw_fail "7: idle timeout logged" "$(grep passthrough "$T/gate.log" | tail -5)"
+tw_bg_stop idle1
+tw_bg_stop idle2
+ptgate pt2 passthrough_max_connections=2 passthrough_idle_timeout=10m
+# the backend closes after 221; these clients never close their side
+hold half1 127.0.0.44 '< 220\n> QUIT\n< 221\nsleep 15'
+hold half2 127.0.0.45 '< 220\n> QUIT\n< 221\nsleep 15'
+sleep 8
+third "7: half-closed connections free their slots" 127.0.0.46
+tw_bg_stop half1
+tw_bg_stop half2
+ptgate pt3 passthrough_max_per_ip=1
+hold ip1 127.0.0.47 '< 220\nsleep 10'
+sleep 1
+refused "7: passthrough_max_per_ip=1: a second connection from one address is closed" 127.0.0.47
+third "7: another address still gets in" 127.0.0.48
+tw_bg_stop ip1
 
 tw_summary
