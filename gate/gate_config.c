@@ -195,6 +195,10 @@ gate_config_load(const char *path, struct gate_settings *s, char *err, size_t er
 		if (gate_milter_config(&c, &s->milters, err, errlen) == 0 &&
 		    conf_check_unused(&c, err, errlen) == 0)
 			rc = 0;
+		/* a milter's replaced body and added headers: no more than a
+		 * client may send */
+		if (s->milters.body_limit > s->message_size_limit)
+			s->milters.body_limit = s->message_size_limit;
 	}
 	s->file = NULL;
 	conf_free(&c);

@@ -7,6 +7,9 @@
 #    (pregreet_action=log, allow-listed) is served at once, not at the 421;
 #  - pass-through: idle timeout, a half-closed connection frees its slot,
 #    passthrough_max_per_ip;
+#  - a hostile milter's added headers are bounded in bytes (message_size_limit)
+#    and count (1000): over it, that milter's default action; the worker
+#    stays small;
 #  - (more sections below, one per defect)
 # Ports: gate 25057, pass-through 25058, fake backends 26057-26058, Postfix
 # 26059, milters 28571-28579.
@@ -143,5 +146,62 @@ sleep 1
 refused "7: passthrough_max_per_ip=1: a second connection from one address is closed" 127.0.0.47
 third "7: another address still gets in" 127.0.0.48
 tw_bg_stop ip1
+
+# ---- 9: what a hostile milter can make a worker hold --------------------------------
+# bad_milter hdr-flood: 2000 added headers of 64000 bytes (128 MB); the gate
+# stops at message_size_limit (1M here) and applies the milter's default
+# action; the worker stays small. hdr-many: 1500 small headers, over the
+# count bound (1000).
+BAD=$TW_BUILD/tests/bad_milter
+tw_bg fake9 python3 "$FAKE" --die-at none --lifetime 120 --log "$T/fake9.log" 26057
+tw_wait_port 127.0.0.1 26057 5 >/dev/null
+hwm() { # hwm: the largest VmHWM (kB) among the gate master's children
+	m=0
+	for p in $(pgrep -P "$(tw_gate_pid gate)"); do
+		v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		[ -n "$v" ] && [ "$v" -gt "$m" ] && m=$v
+	done
+	echo "$m"
+}
+send9() { # send9 NAME ERE: one message; the reply to the end of data matches ^ERE
+	tw_chat_expect "$1" -t 60 -b 127.0.0.9 127.0.0.1 $GP <<-EOF
+	< 220
+	> EHLO client.example.org
+	< 250
+	> MAIL FROM:<a@example.org>
+	< 250
+	> RCPT TO:<user@example.test>
+	< 250
+	> DATA
+	< 354
+	> Subject: flood
+	>
+	> body
+	> .
+	< $2
+	> QUIT
+	< 221
+	EOF
+}
+tw_bg bad9 "$BAD" -p 28572 -m hdr-flood -t E -n 20 -T 120
+tw_wait_port 127.0.0.1 28572 5 >/dev/null
+gate flood backend=127.0.0.1:26057 milters=inet:127.0.0.1:28572 \
+	milter_default_action=tempfail milter_eom_timeout=60s message_size_limit=1M \
+	workers_min=1 workers_max=1
+send9 "9: 128 MB of added headers: the milter's default action (tempfail, 4xx)" "4[0-9][0-9] "
+kb=$(hwm)
+[ "$kb" -gt 0 ] && [ "$kb" -lt 98304 ] && tw_ok "9: the worker stayed small (VmHWM ${kb} kB < 96 MB)" ||
+	tw_fail "9: the worker stayed small" "largest VmHWM ${kb} kB"
+grep -q 'header changes larger than the message size limit' "$T/gate.log" && tw_ok "9: the refusal is logged" ||
+	tw_fail "9: the refusal is logged" "$(tw_gate_log gate)"
+tw_bg_stop bad9
+tw_bg bad9b "$BAD" -p 28573 -m hdr-many -t E -n 20 -T 120
+tw_wait_port 127.0.0.1 28573 5 >/dev/null
+gate many backend=127.0.0.1:26057 milters=inet:127.0.0.1:28573 milter_default_action=reject
+send9 "9: 1500 added headers (over 1000): the milter's default action (reject, 5xx)" "5[0-9][0-9] "
+tw_bg_stop bad9b
+grep -q '^accepted' "$T/fake9.log" && tw_fail "9: the backend accepted nothing" "$(cat "$T/fake9.log" | head -5)" ||
+	tw_ok "9: the backend accepted nothing"
+tw_bg_stop fake9
 
 tw_summary
