@@ -37,6 +37,8 @@ struct gate_settings {
 	char		*tls_cert, *tls_key;
 	size_t		 message_size_limit;
 	unsigned long long max_recipients, max_errors, passthrough_max_connections;
+	unsigned long long passthrough_max_per_ip;
+	unsigned	 passthrough_idle_timeout;
 	unsigned	 timeout_command, timeout_data, timeout_proxy;
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;

@@ -34,6 +34,8 @@ static const struct conf_key gate_schema[] = {
 	{ "max_recipients", CT_UINT, "100", OFF(max_recipients), NULL, 1, 100000 },
 	{ "max_errors", CT_UINT, "10", OFF(max_errors), NULL, 1, 1000 },
 	{ "passthrough_max_connections", CT_UINT, "1000", OFF(passthrough_max_connections), NULL, 1, 100000 },
+	{ "passthrough_max_per_ip", CT_UINT, "50", OFF(passthrough_max_per_ip), NULL, 1, 100000 },
+	{ "passthrough_idle_timeout", CT_DURATION, "30m", OFF(passthrough_idle_timeout), NULL, 1, 86400 },
 	{ "timeout_command", CT_DURATION, "5m", OFF(timeout_command), NULL, 1, 3600 },
 	{ "timeout_data", CT_DURATION, "3m", OFF(timeout_data), NULL, 1, 3600 },
 	{ "timeout_proxy", CT_DURATION, "5s", OFF(timeout_proxy), NULL, 1, 300 },
@@ -193,6 +195,10 @@ gate_config_load(const char *path, struct gate_settings *s, char *err, size_t er
 		if (gate_milter_config(&c, &s->milters, err, errlen) == 0 &&
 		    conf_check_unused(&c, err, errlen) == 0)
 			rc = 0;
+		/* a milter's replaced body and added headers: no more than a
+		 * client may send */
+		if (s->milters.body_limit > s->message_size_limit)
+			s->milters.body_limit = s->message_size_limit;
 	}
 	s->file = NULL;
 	conf_free(&c);

@@ -198,7 +198,8 @@ gate_rcpts_clear(struct gate_session *s)
 	}
 }
 
-/* "<a@b>" or "a@b" -> "a@b" in buf. */
+/* "<a@b>" or "a@b" -> "a@b" in buf: only a pair of enclosing brackets is
+ * removed, so a quoted local part holding '>' stays whole. */
 static const char *
 bare(const char *a, char *buf, size_t len)
 {
@@ -206,9 +207,11 @@ bare(const char *a, char *buf, size_t len)
 
 	while (*a == ' ')
 		a++;
-	if (*a == '<')
+	n = strlen(a);
+	if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
 		a++;
-	n = strcspn(a, ">");
+		n -= 2;
+	}
 	if (n >= len)
 		n = len - 1;
 	memcpy(buf, a, n);

@@ -1187,6 +1187,7 @@ struct gm_mods {
 	int		 body_cr;	/* a CR ended the previous chunk */
 	size_t		 body_len;
 	int		 body_done;	/* another request came after REPLBODY */
+	size_t		 hdr_bytes;	/* header names and values added or changed */
 };
 
 static void
@@ -1205,7 +1206,7 @@ gm_mods_free(struct gm_mods *x)
 static int
 gm_mods_add(struct gm_mods *x, char type, uint32_t index, char *a, char *b)
 {
-	if (x->n >= GM_MAX_HDRS)
+	if (x->n >= GM_MAX_MODS)
 		return -1;
 	if (x->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 16;
@@ -1350,6 +1351,13 @@ gm_parse_mod(struct gate_milter_session *s, struct gm_milter *m, struct gm_mods 
 			free(ca);
 			free(cb);
 			return "bad header index";
+		}
+		/* what a milter may make us hold is bounded like a message */
+		x->hdr_bytes += strlen(ca) + strlen(cb) + 4;
+		if (x->hdr_bytes > s->set->body_limit) {
+			free(ca);
+			free(cb);
+			return "header changes larger than the message size limit";
 		}
 		break;
 	case 'q':

@@ -147,8 +147,10 @@ struct gate_milter_conf {
 struct gate_milter_set {
 	struct gate_milter_conf	*v;
 	size_t			 n;
-	size_t			 body_limit;	/* largest replaced body (default 64M);
-						   the gate may set its size limit */
+	size_t			 body_limit;	/* largest replaced body, and most bytes of
+						   added/changed headers of one milter
+						   (default 64M; the gate sets its
+						   message_size_limit) */
 };
 
 /* Take the milter keys out of `c` (conf_take) and fill `out`; an empty or

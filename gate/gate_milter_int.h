@@ -13,6 +13,7 @@
 
 #define GM_LINE_MAX	998	/* header line, RFC 5322 2.1.1 */
 #define GM_MAX_HDRS	10000
+#define GM_MAX_MODS	1000	/* modification requests of one milter per message */
 
 /* Length of a header name without blanks before the colon. */
 size_t gm_name_len(const char *name);

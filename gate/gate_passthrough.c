@@ -5,7 +5,12 @@
  * address, then splice bytes both ways (with half-close) until both sides
  * are done. One event-loop process serves every pass-through connection, so
  * long IMAP sessions never occupy an SMTP worker. Bounded by
- * passthrough_max_connections; every buffer is fixed-size.
+ * passthrough_max_connections and passthrough_max_per_ip (counted on the
+ * real client address, after a trusted PROXY header); every buffer is
+ * fixed-size. A connection with no byte moved for passthrough_idle_timeout
+ * is closed; once one side has closed and what it sent was delivered, the
+ * other side has PT_LINGER_MS to finish, then the slot is freed (a peer that
+ * keeps its half open cannot hold a slot for ever).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -22,6 +27,7 @@
 #include "proxy.h"
 
 #define PT_BUF	16384
+#define PT_LINGER_MS	5000	/* after one side closed */
 
 enum pt_state { PT_PROXY, PT_CONNECTING, PT_SPLICE };
 
@@ -38,6 +44,8 @@ struct pt_conn {
 	const struct gate_listener *l;
 	struct sockaddr_storage	 peer, local;
 	long long		 deadline_ms;	/* PROXY wait / connect */
+	long long		 active_ms;	/* splice: last byte moved */
+	long long		 linger_ms;	/* splice: one side closed; 0 = none */
 	struct pt_dir		 c2b, b2c;
 	char			 ip[64];
 };
@@ -99,15 +107,17 @@ pt_send_header(struct pt_conn *c)
 	return w == n ? 0 : -1;
 }
 
-/* Move bytes for one direction. Returns -1 on a hard error. */
+/* Move bytes for one direction. Returns -1 on a hard error; sets *moved
+ * when a byte went through. */
 static int
-pt_pump(int from, int to, struct pt_dir *d, short rev_from, short rev_to)
+pt_pump(int from, int to, struct pt_dir *d, short rev_from, short rev_to, int *moved)
 {
 	if ((rev_from & (POLLIN | POLLHUP | POLLERR)) && d->len == 0 && !d->eof) {
 		ssize_t n = recv(from, d->buf, sizeof(d->buf), MSG_DONTWAIT);
 		if (n > 0) {
 			d->off = 0;
 			d->len = (size_t)n;
+			*moved = 1;
 		} else if (n == 0)
 			d->eof = 1;
 		else if (errno != EAGAIN && errno != EINTR)
@@ -118,6 +128,7 @@ pt_pump(int from, int to, struct pt_dir *d, short rev_from, short rev_to)
 		if (n > 0) {
 			d->off += (size_t)n;
 			d->len -= (size_t)n;
+			*moved = 1;
 		} else if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -1;
 	}
@@ -126,6 +137,36 @@ pt_pump(int from, int to, struct pt_dir *d, short rev_from, short rev_to)
 		d->shut = 1;
 	}
 	return 0;
+}
+
+/* Connections from this client address already in the table. */
+static unsigned long long
+pt_count_ip(struct pt_conn *const *conns, size_t max, const struct pt_conn *c)
+{
+	unsigned long long n = 0;
+
+	for (size_t i = 0; i < max; i++)
+		if (conns[i] != NULL && conns[i] != c && conns[i]->state != PT_PROXY &&
+		    strcmp(conns[i]->ip, c->ip) == 0)
+			n++;
+	return n;
+}
+
+/* The real client is known: admit it under its per-IP cap and start the
+ * backend connection, or close the slot. */
+static void
+pt_admit(const struct gate_runtime *rt, struct pt_conn **conns, size_t max, size_t i)
+{
+	struct pt_conn *c = conns[i];
+
+	if (pt_count_ip(conns, max, c) >= rt->cfg->passthrough_max_per_ip) {
+		log_warn("passthrough client=%s listener=%s:%s status=refused reason=too-many-from-ip max=%llu",
+		    c->ip, c->l->addr.host, c->l->addr.port, rt->cfg->passthrough_max_per_ip);
+		pt_close(&conns[i], "too-many-from-ip");
+		return;
+	}
+	if (pt_start_connect(c, rt->cfg) != 0)
+		pt_close(&conns[i], "backend-unreachable");
 }
 
 static void
@@ -168,15 +209,15 @@ pt_accept(const struct gate_runtime *rt, const struct gate_listener *l,
 		    net_cidr_list_match(&rt->cfg->trusted_proxies, &c->peer)) {
 			c->state = PT_PROXY;
 			c->deadline_ms = gate_now_ms() + (long long)rt->cfg->timeout_proxy * 1000;
-		} else if (pt_start_connect(c, rt->cfg) != 0)
-			pt_close(&conns[slot], "backend-unreachable");
+		} else
+			pt_admit(rt, conns, max, slot);
 	}
 }
 
 static void
-pt_proxy_step(const struct gate_runtime *rt, struct pt_conn **slot)
+pt_proxy_step(const struct gate_runtime *rt, struct pt_conn **conns, size_t max, size_t i)
 {
-	struct pt_conn *c = *slot;
+	struct pt_conn **slot = &conns[i], *c = *slot;
 	struct pt_dir *d = &c->c2b;
 	const char *why = NULL;
 	size_t used = 0;
@@ -199,8 +240,7 @@ pt_proxy_step(const struct gate_runtime *rt, struct pt_conn **slot)
 	d->off = used;
 	d->len -= used;
 	(void)net_addr_str(&c->peer, c->ip, sizeof(c->ip), NULL);
-	if (pt_start_connect(c, rt->cfg) != 0)
-		pt_close(slot, "backend-unreachable");
+	pt_admit(rt, conns, max, i);
 }
 
 void
@@ -243,6 +283,13 @@ gate_passthrough_main(struct gate_runtime *rt)
 			live++;
 			if (c->state != PT_SPLICE && now > c->deadline_ms) {
 				pt_close(&conns[i], c->state == PT_PROXY ? "proxy-timeout" : "connect-timeout");
+				live--;
+				continue;
+			}
+			if (c->state == PT_SPLICE &&
+			    (now - c->active_ms > (long long)cfg->passthrough_idle_timeout * 1000 ||
+			    (c->linger_ms != 0 && now > c->linger_ms))) {
+				pt_close(&conns[i], c->linger_ms != 0 ? "half-closed" : "idle-timeout");
 				live--;
 				continue;
 			}
@@ -295,7 +342,7 @@ gate_passthrough_main(struct gate_runtime *rt)
 			k += 2;
 			if (c->state == PT_PROXY) {
 				if (rc)
-					pt_proxy_step(rt, &conns[i]);
+					pt_proxy_step(rt, conns, max, i);
 				continue;
 			}
 			if (c->state == PT_CONNECTING) {
@@ -309,17 +356,25 @@ gate_passthrough_main(struct gate_runtime *rt)
 					continue;
 				}
 				c->state = PT_SPLICE;
+				c->active_ms = gate_now_ms();
 				log_info("passthrough client=%s listener=%s:%s backend=%s:%s status=connected",
 				    c->ip, c->l->addr.host, c->l->addr.port, c->l->target.host, c->l->target.port);
 				continue;
 			}
-			if (pt_pump(c->cfd, c->bfd, &c->c2b, rc, rb) != 0 ||
-			    pt_pump(c->bfd, c->cfd, &c->b2c, rb, rc) != 0) {
-				pt_close(&conns[i], "error");
-				continue;
+			{
+				int moved = 0;
+				if (pt_pump(c->cfd, c->bfd, &c->c2b, rc, rb, &moved) != 0 ||
+				    pt_pump(c->bfd, c->cfd, &c->b2c, rb, rc, &moved) != 0) {
+					pt_close(&conns[i], "error");
+					continue;
+				}
+				if (moved)
+					c->active_ms = gate_now_ms();
 			}
 			if (c->c2b.shut && c->b2c.shut)
 				pt_close(&conns[i], "done");
+			else if ((c->c2b.shut || c->b2c.shut) && c->linger_ms == 0)
+				c->linger_ms = gate_now_ms() + PT_LINGER_MS;
 		}
 	}
 	free(conns);

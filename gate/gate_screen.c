@@ -324,13 +324,18 @@ sc_dnsbl_eval(struct screen *sc, struct sc_conn **slot)
 	return 0;
 }
 
-/* Called when nothing more is pending for a connection in SC_CHECKS. */
+/* Called when nothing more is pending for a connection in SC_CHECKS. A
+ * client that already talked (no pregreet test was pending, or its action
+ * only logs) has its command in our buffer and waits for our answer: pass
+ * it on at once rather than wait for bytes that will not come. */
 static void
 sc_checks_done(struct screen *sc, struct sc_conn **slot)
 {
 	if (sc_dnsbl_eval(sc, slot) != 0)
 		return;
 	sc_greet(sc, *slot);
+	if ((*slot)->blen > 0)
+		sc_pass(sc, slot);
 }
 
 /* Client bytes arrived. */

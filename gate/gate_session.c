@@ -210,7 +210,7 @@ cmd_mail(struct gate_session *s, char *arg)
 {
 	struct smtp_path path;
 	const char *why = NULL;
-	char replay[SMTP_LINE_MAX];
+	char replay[SMTP_LINE_MAX], params[64];
 	int n, code, utf8 = 0, body8 = 0, have_size = 0;
 	unsigned long long size = 0;
 
@@ -280,20 +280,22 @@ cmd_mail(struct gate_session *s, char *arg)
 		gate_reply(s, "553 5.6.7 SMTPUTF8 is not supported for this destination");
 		return;
 	}
-	n = snprintf(replay, sizeof(replay), "MAIL FROM:<%s>", path.addr);
+	/* the parameters we pass on are the ones we parsed and understood,
+	 * never text cut from the client's line (a quoted local part may
+	 * hold '>'): they are replayed as such after a milter's CHGFROM */
+	n = 0;
+	params[0] = '\0';
 	if (have_size && s->be.caps.size)
-		n += snprintf(replay + n, sizeof(replay) - (size_t)n, " SIZE=%llu", size);
+		n += snprintf(params + n, sizeof(params) - (size_t)n, " SIZE=%llu", size);
 	if (body8 && s->be.caps.eightbit)
-		n += snprintf(replay + n, sizeof(replay) - (size_t)n, " BODY=8BITMIME");
+		n += snprintf(params + n, sizeof(params) - (size_t)n, " BODY=8BITMIME");
 	if (utf8)
-		n += snprintf(replay + n, sizeof(replay) - (size_t)n, " SMTPUTF8");
+		n += snprintf(params + n, sizeof(params) - (size_t)n, " SMTPUTF8");
+	snprintf(s->mail_params, sizeof(s->mail_params), "%s", params);
+	n = snprintf(replay, sizeof(replay), "MAIL FROM:<%s>%s", path.addr, params);
 	if (n < 0 || (size_t)n >= sizeof(replay)) {
 		gate_reply(s, "501 5.5.4 Parameters too long");
 		return;
-	}
-	{
-		const char *sp = strchr(replay, '>');
-		snprintf(s->mail_params, sizeof(s->mail_params), "%s", sp ? sp + 1 : "");
 	}
 	code = gate_backend_relay(s, "%s", replay);
 	if (code < 0)

@@ -350,6 +350,20 @@ tw_swaks_expect() {
 	fi
 }
 
+# tw_bg NAME CMD...: run a peer in the background (output in $TW_TMP/NAME.out,
+# pid in $TW_TMP/NAME.pid), killed at exit; tw_bg_stop NAME kills it now.
+tw_bg() {
+	tw__bn=$1
+	shift
+	"$@" >"$TW_TMP/$tw__bn.out" 2>&1 </dev/null &
+	echo $! >"$TW_TMP/$tw__bn.pid"
+	tw_cleanup_add "kill -KILL $! 2>/dev/null"
+}
+tw_bg_stop() {
+	kill -KILL "$(cat "$TW_TMP/$1.pid")" 2>/dev/null
+	sleep 0.2
+}
+
 # tw_chat ARGS...: tests/peers/smtpchat.py (script on stdin).
 tw_chat() {
 	PYTHONUNBUFFERED=1 python3 "$TW_PEERS/smtpchat.py" "$@"

@@ -3,7 +3,7 @@
  * until a chosen stage and then misbehaves, to test that the gate's milter
  * client turns every malformed or hostile reply into its default action.
  *
- *   bad_milter -p PORT -m MODE [-t STAGE] [-l LOG] [-n MAXCONN] [-T SECS]
+ *   bad_milter -p PORT -m MODE [-t STAGE] [-l LOG] [-n MAXCONN] [-T SECS] [-k K]
  *
  * STAGE is the MTA command byte the misbehaviour answers: C H M R T L N B E
  * (default E, end of message). Modes:
@@ -23,6 +23,9 @@
  *   v2            negotiate protocol version 2, then behave (no DATA event
  *                 may be sent to it)
  *   body-cr       at eom, a replacement body with a bare CR
+ *   hdr-flood     at eom, K add-headers (-k, default 2000) of a 64000-byte
+ *                 folded value each (a worker that keeps them all: 128 MB)
+ *   hdr-many      at eom, K add-headers (-k, default 1500) of a short value
  *   mods          at eom, raw modifications: add, insert, change, delete
  *                 header, replace body (LF-only lines), quarantine, add and
  *                 delete recipient; then accept
@@ -42,6 +45,7 @@
 #include <unistd.h>
 
 static FILE *logfp;
+static unsigned long opt_k;	/* -k: count for hdr-flood / hdr-many; 0 = default */
 
 static int
 write_all(int fd, const void *p, size_t n)
@@ -174,6 +178,24 @@ misbehave(int fd, const char *mode)
 		big[1004] = 0;
 		return send_str(fd, 'y', big);
 	}
+	if (strcmp(mode, "hdr-flood") == 0 || strcmp(mode, "hdr-many") == 0) {
+		int flood = mode[4] == 'f';
+		unsigned long k = opt_k ? opt_k : flood ? 2000 : 1500;
+		size_t vlen = flood ? 64000 : 8;
+		char *v = malloc(vlen + 1);
+
+		if (v == NULL)
+			return -1;
+		memset(v, 'a', vlen);
+		for (size_t i = 900; flood && i + 2 < vlen; i += 900)
+			memcpy(v + i, "\n\t", 2);	/* folded: every line < 998 */
+		v[vlen] = 0;
+		for (unsigned long i = 0; i < k; i++)
+			if (send_hdr(fd, 'h', 0, 0, "X-Flood", v) != 0)
+				break;	/* the MTA gave up on us: fine */
+		free(v);
+		return send_pkt(fd, 'a', NULL, 0);
+	}
 	if (strcmp(mode, "body-cr") == 0)
 		return send_pkt(fd, 'b', "a\rb\r\n", 5) == 0 ? send_pkt(fd, 'a', NULL, 0) : -1;
 	if (strcmp(mode, "mods") == 0) {
@@ -257,7 +279,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int c, lfd, one = 1;
 
-	while ((c = getopt(argc, argv, "p:m:t:l:n:T:")) != -1) {
+	while ((c = getopt(argc, argv, "p:m:t:l:n:T:k:")) != -1) {
 		switch (c) {
 		case 'p': port = strtoul(optarg, NULL, 10); break;
 		case 'm': mode = optarg; break;
@@ -265,6 +287,7 @@ main(int argc, char **argv)
 		case 'l': logpath = optarg; break;
 		case 'n': maxconn = strtoul(optarg, NULL, 10); break;
 		case 'T': secs = strtoul(optarg, NULL, 10); break;
+		case 'k': opt_k = strtoul(optarg, NULL, 10); break;
 		default:
 			fprintf(stderr, "usage: bad_milter -p PORT -m MODE [-t STAGE]\n");
 			return 2;

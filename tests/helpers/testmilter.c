@@ -16,6 +16,7 @@
  *     -B TEXT       replace the body with TEXT (\n become CRLF)
  *     -Q REASON     quarantine
  *     -R ADDR       add a recipient;  -D ADDR  delete a recipient
+ *     -F ADDR       change the sender (smfi_chgfrom, no ESMTP arguments)
  *     -P FLAGS      protocol flags (hex) asked for in xxfi_negotiate
  *                   (e.g. 0x80 = no reply for headers, 0x2 = no HELO)
  *     -M "STAGE:list"  ask for a macro list (smfi_setsymlist), STAGE 0..6
@@ -45,7 +46,7 @@ static const char *opt_reply = "550 5.7.1 rejected by test_milter";
 static unsigned opt_wait = 30;
 static const char *opt_add[MAXMOD], *opt_ins[MAXMOD], *opt_chg[MAXMOD];
 static int n_add, n_ins, n_chg;
-static const char *opt_body, *opt_quar, *opt_addrcpt, *opt_delrcpt;
+static const char *opt_body, *opt_quar, *opt_addrcpt, *opt_delrcpt, *opt_chgfrom;
 static unsigned long opt_pflags;
 static int opt_pflags_set;
 static const char *opt_macros[7];
@@ -145,7 +146,7 @@ t_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	(void)f3;
 	tlog("negotiate actions=0x%lx protocol=0x%lx", f0, f1);
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT |
-	    SMFIF_DELRCPT | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
+	    SMFIF_DELRCPT | SMFIF_QUARANTINE | SMFIF_SETSYMLIST | SMFIF_CHGFROM);
 	*pf1 = opt_pflags_set ? (f1 & opt_pflags) : 0;
 	*pf2 = 0;
 	*pf3 = 0;
@@ -311,6 +312,8 @@ t_eom(SMFICTX *ctx)
 		tlog("addrcpt failed");
 	if (opt_delrcpt && smfi_delrcpt(ctx, (char *)opt_delrcpt) != MI_SUCCESS)
 		tlog("delrcpt failed");
+	if (opt_chgfrom && smfi_chgfrom(ctx, (char *)opt_chgfrom, NULL) != MI_SUCCESS)
+		tlog("chgfrom failed");
 	return act(ctx, "eom");
 }
 
@@ -337,7 +340,7 @@ main(int argc, char **argv)
 	struct smfiDesc desc;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:l:a:t:m:r:w:H:I:C:B:Q:R:D:P:M:d:")) != -1) {
+	while ((c = getopt(argc, argv, "s:l:a:t:m:r:w:H:I:C:B:Q:R:D:F:P:M:d:")) != -1) {
 		switch (c) {
 		case 's': sock = optarg; break;
 		case 'l': logpath = optarg; break;
@@ -353,6 +356,7 @@ main(int argc, char **argv)
 		case 'Q': opt_quar = optarg; break;
 		case 'R': opt_addrcpt = optarg; break;
 		case 'D': opt_delrcpt = optarg; break;
+		case 'F': opt_chgfrom = optarg; break;
 		case 'P':
 			opt_pflags = strtoul(optarg, NULL, 16);
 			opt_pflags_set = 1;
@@ -382,7 +386,7 @@ main(int argc, char **argv)
 	desc.xxfi_name = (char *)"testmilter";
 	desc.xxfi_version = SMFI_VERSION;
 	desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT |
-	    SMFIF_DELRCPT | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
+	    SMFIF_DELRCPT | SMFIF_QUARANTINE | SMFIF_SETSYMLIST | SMFIF_CHGFROM;
 	desc.xxfi_connect = t_connect;
 	desc.xxfi_helo = t_helo;
 	desc.xxfi_envfrom = t_mail;
