@@ -117,12 +117,14 @@ int  milter_ar_note(struct milter_conn *c, unsigned index);
  * Every call locks the table; results are copied out.
  */
 struct milter_sess_conn {
+	int			 checked;	/* passed the connect checks */
 	int			 allowed, dnswl;
 };
 enum milter_sess_step { SESS_NEW, SESS_REPLAY, SESS_OWED, SESS_NONE };
 struct milter_sessions *milter_sess_new(void);
 void milter_sess_free(struct milter_sessions *t);
-/* SESS_REPLAY (out filled) for a known session, SESS_NEW (now created),
+/* SESS_REPLAY (out filled) for a known session that passed the connect
+ * checks, SESS_NEW (now created, or refused before: checked again),
  * SESS_NONE (table full or no memory: count as a plain connection). */
 enum milter_sess_step milter_sess_connect(struct milter_sessions *t,
 	    const char *key, struct milter_sess_conn *out);

@@ -260,7 +260,7 @@ mf_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 		}
 	}
 	if (c->skey[0]) {
-		struct milter_sess_conn sc = { c->allowed, c->dnswl };
+		struct milter_sess_conn sc = { 1, c->allowed, c->dnswl };
 
 		milter_sess_set_conn(rt->sess, c->skey, &sc);
 	}

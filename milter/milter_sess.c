@@ -8,7 +8,9 @@
  * evaluated 2+N times.
  *
  * The table remembers, per "{client_addr} {client_port}" key: that the
- * connection was counted and its access/DNSWL verdict; the open
+ * connection was counted and passed the connect checks (a session refused
+ * there is checked again on its next connection: Stalwart lets a client
+ * retry a refused EHLO) and its access/DNSWL verdict; the open
  * transaction (sender, SPF result, recipients decided: passed, or
  * greylisted with the refusal still owed). An entry lives 15 minutes
  * after its last use (a later SMTP session from the same address and
@@ -153,7 +155,7 @@ milter_sess_connect(struct milter_sessions *t, const char *key,
 	if (t == NULL || pthread_mutex_lock(&t->mu) != 0)
 		return SESS_NONE;
 	if ((s = sess_find(t, key, 1, &created)) != NULL) {
-		r = created ? SESS_NEW : SESS_REPLAY;
+		r = created || !s->conn.checked ? SESS_NEW : SESS_REPLAY;
 		*out = s->conn;
 	}
 	(void)pthread_mutex_unlock(&t->mu);

@@ -16,6 +16,8 @@
 #  - every forged A-R with our authserv-id goes: 20 plain ones, one after
 #    an RFC 8601 comment, one quoted; a foreign one stays (before: only the
 #    first 16 went, the comment and quoted forms stayed);
+#  - a session refused at EHLO (deny) is refused again when it retries;
+#  - DKIM pass for a non-Stalwart MTA that also sends headers in the body;
 #  - greylisting with three recipients: refused once (451 at DATA, after
 #    every recipient was seen), the retry passes them all; with every
 #    stage and with the data stage alone.
@@ -51,6 +53,7 @@ greylist_delay = 2s
 greylist_spf_exempt = pass.spf.test
 spf_fail = reject
 rate_limit = conn 4/1h, msg 3/1h, rcpt 9/1h
+deny = 192.0.2.61
 milter_listen = inet:$MP@127.0.0.1
 EOF
 "$MILTER" -f -c "$T/gate.conf" >"$T/milter.log" 2>&1 </dev/null &
@@ -91,6 +94,15 @@ sw "rate: two transactions on one session: second passes" \
 expect "rate: two transactions on one session: first passes" '^result=accepted rcpts=3$'
 expect "rate: two transactions on one session: second passes" '^result=accepted rcpts=3$'
 
+# a session refused at its first stage is checked again on the next one
+# (Stalwart lets a client retry a refused EHLO on the same session)
+for i in 1 2; do
+	sw "denied client refused at ehlo, attempt $i on the same session" \
+		--client 192.0.2.61:50020 --stages ehlo,mail,rcpt,data --from a@pass.spf.test $R
+	expect "denied client refused at ehlo, attempt $i on the same session" \
+		'^result=refused stage=ehlo reply=554 5\.7\.1'
+done
+
 # ---- DKIM through unbound, A-R on one line --------------------------------------
 printf 'From: a@example.test\nTo: user@example.test\nSubject: signed for\n  Stalwart, folded\nDate: Wed, 25 Nov 2026 12:00:00 +0000\nMessage-ID: <sw.1@example.test>\n\nA signed body.\n' >"$T/dkim/msg.txt"
 sh "$TW_PEERS/dkimsign.sh" "$T/dkim" $DKP simple/simple "$T/dkim/msg.txt" "$T/dkim/signed.eml"
@@ -126,6 +138,14 @@ for st in data $ALL; do
 	tw_check "A-R on one line, no bare LF in the stored message (stages $st)" \
 		onelineck "$T/dkim/out.$k.eml"
 done
+
+# an MTA that is not Stalwart but also sends the headers in the body: found
+# by the body starting with the first header already received
+n="dkim: header block in the body found without {daemon_name}"
+sw "$n" --client 192.0.2.42:51010 --daemon-name "Other MTA" --from a@pass.spf.test \
+	--rcpt user@example.test --msg "$T/dkim/signed.eml" --out "$T/dkim/out.other.eml"
+grep -Eq 'dkim=pass header.d=example.test header.s=sel' "$T/dkim/out.other.eml" && tw_ok "$n" ||
+	{ tw_fail "$n"; sed 's/^/    | /' "$(out "$n")"; grep -A3 '^Authentication-Results' "$T/dkim/out.other.eml" | sed 's/^/    | /'; }
 
 # ---- forged Authentication-Results -------------------------------------------
 {

@@ -29,7 +29,7 @@ can run tailwart-milter behind "Stalwart" without a Stalwart install:
 usage: stalwart_milter.py --milter HOST:PORT --client IP[:PORT]
          [--helo NAME] [--ptr NAME] [--hostname mx.test] [--auth USER]
          [--stages connect,ehlo,mail,rcpt,data] --from ADDR --rcpt ADDR...
-         [--msg FILE] [--out FILE]
+         [--msg FILE] [--out FILE] [--daemon-name NAME]
 Prints one line per stage connection ("stage=rcpt conn=3 reply=...") and
 a last line "result=accepted rcpts=N" or "result=refused stage=S reply=...".
 The message written to --out is what Stalwart would store (CRLF lines).
@@ -217,7 +217,7 @@ def run_stage(a, stage, sess, rcpts, msg):
         fam = b"6" if ":" in ip else b"4"
         host = a.ptr or sess["helo"]
         c.step(NOCONNECT, NR_CONN, b"C",
-               [("{daemon_name}", DAEMON_NAME), ("j", a.hostname),
+               [("{daemon_name}", a.daemon_name), ("j", a.hostname),
                 ("{client_addr}", ip), ("{client_port}", str(port)),
                 ("{client_ptr}", a.ptr or "unknown")],
                b"C", host.encode() + b"\0" + fam + struct.pack(">H", port) +
@@ -287,6 +287,8 @@ def main():
     p.add_argument("--msg")
     p.add_argument("--out")
     p.add_argument("--timeout", type=float, default=30)
+    p.add_argument("--daemon-name", default=DAEMON_NAME,
+                   help="{daemon_name} sent (tests of the non-Stalwart path)")
     a = p.parse_args()
     stages = [s.strip() for s in a.stages.split(",") if s.strip()]
     ip, port = a.client, 40000
