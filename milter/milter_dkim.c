@@ -6,8 +6,14 @@
  * chunks as libmilter delivers them, results rendered as
  * Authentication-Results fragments (RFC 8601: dkim=pass|fail|neutral|
  * temperror|permerror, header.d, header.s, header.b).
- * Keys come from DNS (libopendkim's resolver; `resolver = ADDR:PORT`
- * is handed to it) or, for tests, from a file (milter_dkim_keys).
+ * Keys come from DNS through the configured resolver (milter_dns.c) or,
+ * as a test aid, from a file (milter_dkim_keys).
+ *
+ * Raw mode (Stalwart): the BODY chunks carry the whole message, headers
+ * included. The header block at their start is collected (at most
+ * MILTER_RAWHDR_MAX bytes), split into fields as they were on the wire
+ * (folding and spacing kept, which the trimmed HEADER values lose) and
+ * fed as the headers; what follows the blank line is the body.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +50,11 @@ milter_dkim_init(const struct milter_settings *s, char *err, size_t errlen)
 			dkim_close(lib);
 			return NULL;
 		}
-	} else if (s->pc.resolver && strcmp(s->pc.resolver, "system") != 0) {
-		if (dkim_dns_nslist(lib, s->pc.resolver) != DKIM_DNS_SUCCESS)
-			log_warn("milter dkim: cannot use resolver %s for DKIM keys; "
-			    "using the system resolver", s->pc.resolver);
+	} else if (milter_dns_setup(lib, s) != 0) {
+		snprintf(err, errlen, "cannot route DKIM key lookups to resolver %s",
+		    s->pc.resolver ? s->pc.resolver : "system");
+		dkim_close(lib);
+		return NULL;
 	}
 	return lib;
 }
@@ -141,8 +148,102 @@ milter_dkim_token(char *out, size_t len, const char *s)
 	out[o] = 0;
 }
 
+/* Feed the header fields of block[0..len) (lines ending in LF or CRLF;
+ * a line starting with a blank continues the field), then end them. */
+static int
+milter_dkim_raw_fields(DKIM *d, const char *block, size_t len)
+{
+	size_t start = 0, i = 0;
+
+	while (start < len) {
+		size_t end;
+
+		/* the field runs to the LF not followed by a blank */
+		for (i = start; i < len; i++)
+			if (block[i] == '\n' && (i + 1 >= len ||
+			    (block[i + 1] != ' ' && block[i + 1] != '\t')))
+				break;
+		end = i;
+		if (end > start && block[end - 1] == '\r')
+			end--;
+		if (end > start && dkim_header(d, (unsigned char *)block + start,
+		    end - start) != DKIM_STAT_OK)
+			return -1;
+		start = i + 1;
+	}
+	return milter_dkim_eoh(d);
+}
+
 int
-milter_dkim_finish(DKIM *d, char *out, size_t outlen)
+milter_dkim_raw_body(DKIM *d, struct milter_rawhdr *rh, const unsigned char *p,
+    size_t len)
+{
+	size_t from, hdr_end = 0, body_at = 0;
+	int found = 0;
+
+	if (rh->state == RAWHDR_DONE)
+		return len ? milter_dkim_body(d, p, len) : 0;
+	if (rh->len + len > MILTER_RAWHDR_MAX)
+		return -1;
+	if (rh->len + len + 1 > rh->cap) {
+		size_t cap = rh->cap ? rh->cap : 65536;
+		char *n;
+
+		while (cap < rh->len + len + 1)
+			cap *= 2;
+		if ((n = realloc(rh->buf, cap)) == NULL)
+			return -1;
+		rh->buf = n;
+		rh->cap = cap;
+	}
+	/* a blank line may straddle the chunks: look from a little before */
+	from = rh->len >= 3 ? rh->len - 3 : 0;
+	memcpy(rh->buf + rh->len, p, len);
+	rh->len += len;
+	if (rh->buf[0] == '\n' || (rh->len >= 2 && rh->buf[0] == '\r' && rh->buf[1] == '\n')) {
+		found = 1;		/* no header at all */
+		body_at = rh->buf[0] == '\n' ? 1 : 2;
+	}
+	for (size_t i = from; !found && i + 1 < rh->len; i++) {
+		if (rh->buf[i] != '\n')
+			continue;
+		if (rh->buf[i + 1] == '\n') {
+			found = 1;
+			hdr_end = i + 1;
+			body_at = i + 2;
+		} else if (rh->buf[i + 1] == '\r' && i + 2 < rh->len && rh->buf[i + 2] == '\n') {
+			found = 1;
+			hdr_end = i + 1;
+			body_at = i + 3;
+		}
+	}
+	if (!found)
+		return 0;
+	rh->state = RAWHDR_DONE;
+	if (milter_dkim_raw_fields(d, rh->buf, hdr_end) != 0)
+		return -1;
+	return body_at < rh->len ? milter_dkim_body(d, (unsigned char *)rh->buf + body_at,
+	    rh->len - body_at) : 0;
+}
+
+int
+milter_dkim_raw_end(DKIM *d, struct milter_rawhdr *rh)
+{
+	if (rh->state != RAWHDR_COLLECT)
+		return 0;
+	rh->state = RAWHDR_DONE;
+	return milter_dkim_raw_fields(d, rh->buf ? rh->buf : "", rh->len);
+}
+
+void
+milter_dkim_raw_free(struct milter_rawhdr *rh)
+{
+	free(rh->buf);
+	memset(rh, 0, sizeof *rh);
+}
+
+int
+milter_dkim_finish(DKIM *d, char *out, size_t outlen, const char *sep)
 {
 	DKIM_SIGINFO **sigs = NULL;
 	DKIM_STAT st;
@@ -173,7 +274,7 @@ milter_dkim_finish(DKIM *d, char *out, size_t outlen)
 			milter_dkim_token(b, 9, (const char *)sub);
 		}
 		w = snprintf(out + o, outlen - o, "%sdkim=%s header.d=%s header.s=%s%s%s",
-		    n ? ";\n\t" : "", milter_dkim_result(sigs[i]), dom[0] ? dom : "unknown",
+		    n ? sep : "", milter_dkim_result(sigs[i]), dom[0] ? dom : "unknown",
 		    sel[0] ? sel : "unknown", b[0] ? " header.b=" : "", b);
 		if (w < 0 || (size_t)w >= outlen - o)
 			break;

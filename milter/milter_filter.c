@@ -9,10 +9,22 @@
  *   mail     message rate (451), SPF of the sender (or HELO for <>)
  *   rcpt     recipient rate (452), greylisting (451; exempt: allow list,
  *            DNSWL, SPF pass for greylist_spf_exempt domains)
- *   headers/body  fed to the DKIM verifier; our own authserv-id's A-R
- *            headers are noted (they are forged: removed at eom)
+ *   headers/body  fed to the DKIM verifier; A-R headers whose
+ *            authserv-id (RFC 8601) is ours are noted: all are forged and
+ *            all are removed at eom
+ *   data     a greylisting refusal owed by a replaying MTA (below)
  *   eom      prepends "Authentication-Results: ID; spf=...; dkim=..." and,
  *            with received_spf_header = yes, Received-SPF
+ *
+ * Stalwart ({daemon_name} "Stalwart ...") opens a connection per stage
+ * and replays the session on it: its session ({client_addr} and
+ * {client_port}) is remembered (milter_sess.c) so each connection,
+ * transaction and recipient is counted and decided once; a greylisted
+ * recipient is refused at DATA (451 for the message) after every
+ * recipient was seen, so a retry passes them all; its BODY chunks hold
+ * the raw message with the headers (DKIM reads them from there); A-R is
+ * sent on one line (Stalwart stores header values verbatim: a fold would
+ * become a bare LF).
  *   abort    ends the message; close gives the concurrency slot back.
  *
  * State: struct milter_conn per connection via smfi_setpriv, allocated in
@@ -81,6 +93,10 @@ mf_message_reset(struct milter_conn *c)
 	milter_dkim_free(c->dkim);
 	c->dkim = NULL;
 	c->dkim_failed = 0;
+	milter_dkim_raw_free(&c->raw);
+	c->body_seen = 0;
+	c->first_hdr[0] = 0;
+	c->ar_lost = 0;
 	c->have_from = 0;
 	c->from[0] = 0;
 	c->spf_done = 0;
@@ -139,6 +155,45 @@ mf_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	return SMFIS_CONTINUE;
 }
 
+/*
+ * A replaying MTA (Stalwart)? Then find its session: SESS_REPLAY (the
+ * connection was counted and checked: its verdicts are copied), SESS_NEW,
+ * or SESS_NONE (not replaying, or no room: a plain connection).
+ */
+static enum milter_sess_step
+mf_replaying(SMFICTX *ctx, struct milter_conn *c, const _SOCK_ADDR *sa)
+{
+	const char *dn = smfi_getsymval(ctx, (char *)"{daemon_name}");
+	const char *port = smfi_getsymval(ctx, (char *)"{client_port}");
+	struct milter_sess_conn sc;
+	enum milter_sess_step st;
+	unsigned p = 0;
+
+	if (dn == NULL || strncasecmp(dn, "Stalwart", 8) != 0)
+		return SESS_NONE;
+	c->stalwart = 1;
+	if (port == NULL || *port == 0) {
+		p = sa->sa_family == AF_INET ?
+		    ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port) :
+		    ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+		if (p == 0)
+			return SESS_NONE;
+	}
+	if (port && *port)
+		snprintf(c->skey, sizeof c->skey, "%s %.10s", c->ip, port);
+	else
+		snprintf(c->skey, sizeof c->skey, "%s %u", c->ip, p);
+	st = milter_sess_connect(milter_rt->sess, c->skey, &sc);
+	if (st == SESS_NONE)
+		c->skey[0] = 0;
+	if (st == SESS_REPLAY) {
+		c->allowed = sc.allowed;
+		c->dnswl = sc.dnswl;
+		log_debug("%s replayed session %s", c->id, c->skey);
+	}
+	return st;
+}
+
 static sfsistat
 mf_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 {
@@ -171,6 +226,8 @@ mf_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 		log_warn("%s resolver: %s", c->id, err);
 		c->dns = NULL;
 	}
+	if (mf_replaying(ctx, c, sa) == SESS_REPLAY)
+		return SMFIS_CONTINUE;
 
 	policy_result_init(&r, "access");
 	switch (policy_access_check(&pc->access, &c->ss, &r)) {
@@ -201,6 +258,11 @@ mf_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 			c->refused = 1;
 			return st;
 		}
+	}
+	if (c->skey[0]) {
+		struct milter_sess_conn sc = { 1, c->allowed, c->dnswl };
+
+		milter_sess_set_conn(rt->sess, c->skey, &sc);
 	}
 	return SMFIS_CONTINUE;
 }
@@ -250,21 +312,31 @@ mf_envfrom(SMFICTX *ctx, char **argv)
 		c->dkim = milter_dkim_start(rt->dkim, c->id);
 	if (!c->has_ip)
 		return SMFIS_CONTINUE;
+	/* a transaction replayed: counted and checked when it was new */
+	if (c->skey[0] && milter_sess_mail(rt->sess, c->skey, c->from, &c->spf_done,
+	    &c->spf) == SESS_REPLAY)
+		return SMFIS_CONTINUE;
 
 	policy_result_init(&r, "rate");
 	(void)policy_rate_msg(&pc->rate, rt->store, &c->ss, &r);
 	if ((st = mf_verdict(ctx, c, "mail", &r)) != SMFIS_CONTINUE)
-		return st;
+		goto refused;
 
 	if (c->dns && pc->spf.mode != POLICY_IGNORE) {
 		policy_result_init(&r, "spf");
 		(void)policy_spf_check(&pc->spf, c->dns, &c->ss, c->helo, c->from, &r,
 		    &c->spf);
 		c->spf_done = 1;
+		if (c->skey[0])
+			milter_sess_set_spf(rt->sess, c->skey, c->spf);
 		if ((st = mf_verdict(ctx, c, "mail", &r)) != SMFIS_CONTINUE)
-			return st;
+			goto refused;
 	}
 	return SMFIS_CONTINUE;
+refused:
+	if (c->skey[0])
+		milter_sess_txn_end(rt->sess, c->skey);
+	return st;
 }
 
 static sfsistat
@@ -274,7 +346,7 @@ mf_envrcpt(SMFICTX *ctx, char **argv)
 	const struct policy_config *pc = &rt->cfg->pc;
 	struct milter_conn *c = mf_conn(ctx);
 	struct policy_result r;
-	char rcpt[SMTP_PATH_MAX + 1];
+	char rcpt[SMTP_PATH_MAX + 1], line[2 * POLICY_TEXT_MAX + 128];
 	unsigned flags = 0;
 	sfsistat st;
 
@@ -283,6 +355,14 @@ mf_envrcpt(SMFICTX *ctx, char **argv)
 	if (!c->has_ip)
 		return SMFIS_CONTINUE;
 	mf_unbracket(argv && argv[0] ? argv[0] : "", rcpt, sizeof rcpt);
+	if (c->skey[0])
+		switch (milter_sess_rcpt(rt->sess, c->skey, rcpt)) {
+		case SESS_REPLAY:
+		case SESS_OWED:		/* refused at DATA */
+			return SMFIS_CONTINUE;
+		default:
+			break;
+		}
 
 	policy_result_init(&r, "rate");
 	(void)policy_rate_rcpt(&pc->rate, rt->store, &c->ss, &r);
@@ -298,20 +378,44 @@ mf_envrcpt(SMFICTX *ctx, char **argv)
 	policy_result_init(&r, "greylist");
 	(void)policy_grey_check(&pc->grey, rt->store, &c->ss, c->from, rcpt, flags,
 	    time(NULL), &r);
+	if (c->skey[0]) {
+		/* owed: every recipient is seen (and its triplet recorded)
+		 * before the message gets the refusal at DATA */
+		int owed = r.verdict == POLICY_TEMPFAIL;
+
+		if (milter_sess_rcpt_set(rt->sess, c->skey, rcpt, owed ? &r : NULL) == 0 &&
+		    owed) {
+			log_info("%s stage=rcpt client=%s %s deferred=data", c->id, c->ip,
+			    policy_result_format(&r, line, sizeof line));
+			return SMFIS_CONTINUE;
+		}
+	}
 	return mf_verdict(ctx, c, "rcpt", &r);
 }
 
-/* Does an A-R value start with our authserv-id (a forged one)? */
-static int
-mf_ours(const char *value, const char *id)
+/* A refusal a replaying MTA's session owes (greylisting), at DATA or at
+ * the end of the message (protocol version 2 has no DATA). */
+static sfsistat
+mf_owed(SMFICTX *ctx, struct milter_conn *c, const char *stage)
 {
-	size_t n = strlen(id);
+	struct policy_result r;
+	sfsistat st;
 
-	while (*value == ' ' || *value == '\t' || *value == '\n' || *value == '\r')
-		value++;
-	return strncasecmp(value, id, n) == 0 &&
-	    (value[n] == ';' || value[n] == ' ' || value[n] == '\t' ||
-	    value[n] == '\r' || value[n] == '\n' || value[n] == 0);
+	if (!c->skey[0] || !milter_sess_owed(milter_rt->sess, c->skey, &r))
+		return SMFIS_CONTINUE;
+	st = mf_verdict(ctx, c, stage, &r);
+	milter_sess_txn_end(milter_rt->sess, c->skey);
+	return st;
+}
+
+static sfsistat
+mf_data(SMFICTX *ctx)
+{
+	struct milter_conn *c = mf_conn(ctx);
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	return mf_owed(ctx, c, "data");
 }
 
 static sfsistat
@@ -323,10 +427,12 @@ mf_header(SMFICTX *ctx, char *name, char *value)
 		return SMFIS_TEMPFAIL;
 	if (strcasecmp(name, "Authentication-Results") == 0) {
 		c->nar++;
-		if (mf_ours(value, milter_rt->cfg->authserv_id) &&
-		    c->nforged < MILTER_AR_MAX)
-			c->ar_forged[c->nforged++] = c->nar;
+		if (milter_ar_ours(value, milter_rt->cfg->authserv_id) &&
+		    milter_ar_note(c, c->nar) != 0)
+			c->ar_lost = 1;
 	}
+	if (c->first_hdr[0] == 0)
+		snprintf(c->first_hdr, sizeof c->first_hdr, "%s", name);
 	if (c->dkim && !c->dkim_failed &&
 	    milter_dkim_header(c->dkim, name, value, c->leadspc) != 0)
 		c->dkim_failed = 1;
@@ -345,6 +451,17 @@ mf_eoh(SMFICTX *ctx)
 	return SMFIS_CONTINUE;
 }
 
+/* Does the body start with the header block already received (an MTA
+ * that sends the whole message as body)? "Name:" of the first header. */
+static int
+mf_body_has_headers(const struct milter_conn *c, const unsigned char *p, size_t len)
+{
+	size_t n = strlen(c->first_hdr);
+
+	return n > 0 && len > n && strncasecmp((const char *)p, c->first_hdr, n) == 0 &&
+	    p[n] == ':';
+}
+
 static sfsistat
 mf_body(SMFICTX *ctx, unsigned char *p, size_t len)
 {
@@ -352,7 +469,16 @@ mf_body(SMFICTX *ctx, unsigned char *p, size_t len)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	if (c->dkim && !c->dkim_failed && milter_dkim_body(c->dkim, p, len) != 0)
+	if (!c->body_seen++ && c->dkim && (c->stalwart || mf_body_has_headers(c, p, len))) {
+		/* the headers are in the body: verify from the raw block */
+		milter_dkim_free(c->dkim);
+		c->dkim = milter_dkim_start(milter_rt->dkim, c->id);
+		c->dkim_failed = 0;
+		c->raw.state = RAWHDR_COLLECT;
+	}
+	if (c->dkim && !c->dkim_failed && (c->raw.state != RAWHDR_OFF ?
+	    milter_dkim_raw_body(c->dkim, &c->raw, p, len) :
+	    milter_dkim_body(c->dkim, p, len)) != 0)
 		c->dkim_failed = 1;
 	return SMFIS_CONTINUE;
 }
@@ -381,16 +507,32 @@ mf_eom(SMFICTX *ctx)
 	const struct milter_runtime *rt = milter_rt;
 	struct milter_conn *c = mf_conn(ctx);
 	char spf[SMTP_PATH_MAX + 64], dkim[2048], value[4096], rs[1024];
-	const char *lead;
+	/* Stalwart stores values verbatim: a fold would be a bare LF there */
+	const char *lead, *fold = c && c->stalwart ? " " : "\n\t",
+	    *sep = c && c->stalwart ? "; " : ";\n\t";
+	sfsistat st;
 	int n;
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if ((st = mf_owed(ctx, c, "eom")) != SMFIS_CONTINUE) {
+		mf_message_reset(c);
+		return st;
+	}
+	if (c->ar_lost) {
+		log_warn("%s out of memory noting forged Authentication-Results", c->id);
+		mf_message_reset(c);
+		return SMFIS_TEMPFAIL;
+	}
 	lead = c->leadspc ? " " : "";
 	spf[0] = dkim[0] = 0;
 	if (c->spf_done)
 		mf_spf_fragment(c, spf, sizeof spf);
-	if (c->dkim && !c->dkim_failed && milter_dkim_finish(c->dkim, dkim, sizeof dkim) <= 0)
+	if (c->dkim && !c->dkim_failed && c->raw.state != RAWHDR_OFF &&
+	    milter_dkim_raw_end(c->dkim, &c->raw) != 0)
+		c->dkim_failed = 1;
+	if (c->dkim && !c->dkim_failed && milter_dkim_finish(c->dkim, dkim, sizeof dkim,
+	    sep) <= 0)
 		dkim[0] = 0;
 	else if (c->dkim && c->dkim_failed)
 		snprintf(dkim, sizeof dkim, "dkim=temperror");
@@ -403,8 +545,8 @@ mf_eom(SMFICTX *ctx)
 			log_info("%s removed forged Authentication-Results (authserv-id %s)",
 			    c->id, rt->cfg->authserv_id);
 	n = snprintf(value, sizeof value, "%s%s;%s%s%s%s%s", lead, rt->cfg->authserv_id,
-	    spf[0] || dkim[0] ? "\n\t" : " none",
-	    spf, spf[0] && dkim[0] ? ";\n\t" : "", dkim, "");
+	    spf[0] || dkim[0] ? fold : " none",
+	    spf, spf[0] && dkim[0] ? sep : "", dkim, "");
 	if (n > 0 && (size_t)n < sizeof value &&
 	    smfi_insheader(ctx, 0, "Authentication-Results", value) != MI_SUCCESS)
 		log_warn("%s cannot add Authentication-Results", c->id);
@@ -423,6 +565,8 @@ mf_eom(SMFICTX *ctx)
 	}
 	log_info("%s eom client=%s from=<%s> %s%s%s", c->id, c->ip, c->from, spf,
 	    spf[0] ? " " : "", dkim[0] ? dkim : "dkim=none");
+	if (c->skey[0])
+		milter_sess_txn_end(rt->sess, c->skey);
 	mf_message_reset(c);
 	return SMFIS_CONTINUE;
 }
@@ -452,6 +596,7 @@ mf_close(SMFICTX *ctx)
 		policy_dns_close(c->dns);
 	if (smfi_setpriv(ctx, NULL) != MI_SUCCESS)
 		log_debug("%s smfi_setpriv(NULL) failed", c->id);
+	free(c->ar_forged);
 	free(c);
 	atomic_fetch_sub(&mf_active, 1);
 	return SMFIS_CONTINUE;
@@ -468,6 +613,7 @@ milter_filter_desc(struct smfiDesc *d)
 	d->xxfi_helo = mf_helo;
 	d->xxfi_envfrom = mf_envfrom;
 	d->xxfi_envrcpt = mf_envrcpt;
+	d->xxfi_data = mf_data;
 	d->xxfi_header = mf_header;
 	d->xxfi_eoh = mf_eoh;
 	d->xxfi_body = mf_body;

@@ -119,6 +119,11 @@ main(int argc, char **argv)
 		milter_config_free(cfgp);
 		return 1;
 	}
+	if ((rtp->sess = milter_sess_new()) == NULL) {
+		log_err("out of memory");
+		rc = 1;
+		goto out;
+	}
 	milter_rt = rtp;
 	signal(SIGPIPE, SIG_IGN);
 	milter_filter_desc(&desc);
@@ -158,6 +163,7 @@ main(int argc, char **argv)
 	}
 	log_info("tailwart-milter stopped");
 out:
+	milter_sess_free(rtp->sess);
 	if (rtp->dkim)
 		dkim_close(rtp->dkim);
 	policy_store_close(rtp->store);

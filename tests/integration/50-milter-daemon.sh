@@ -250,24 +250,8 @@ fi
 
 # a message signed by opendkim (through the gate's milter client), verified
 # by tailwart-milter behind Postfix
-cat >"$T/dkim/sign.conf" <<EOF
-Socket inet:$DKP@127.0.0.1
-Mode s
-Domain example.test
-Selector sel
-KeyFile $T/dkim/sel.private
-RequireSafeKeys false
-Canonicalization relaxed/simple
-PidFile $T/dkim/sign.pid
-Background no
-EOF
-opendkim -f -x "$T/dkim/sign.conf" >"$T/dkim/opendkim.log" 2>&1 </dev/null &
-DKPID=$!
-tw_cleanup_add "kill -KILL $DKPID 2>/dev/null"
-tw_wait_port 127.0.0.1 $DKP 10
 printf 'From: a@example.test\nTo: user@example.test\nSubject: signed through the chain\nDate: Wed, 25 Nov 2026 12:00:00 +0000\nMessage-ID: <signed.2@example.test>\n\nA signed body.\n' >"$T/dkim/msg.txt"
-timeout 20 "$PROBE" "inet:127.0.0.1:$DKP" --msg "$T/dkim/msg.txt" --out "$T/dkim/signed.eml" >/dev/null 2>&1
-kill -KILL $DKPID 2>/dev/null
+sh "$TW_PEERS/dkimsign.sh" "$T/dkim" $DKP relaxed/simple "$T/dkim/msg.txt" "$T/dkim/signed.eml"
 if grep -q '^DKIM-Signature:' "$T/dkim/signed.eml" 2>/dev/null; then
 	tw_swaks_expect "postfix: signed message accepted" '250' $S \
 		--xclient-addr 192.0.2.11 --ehlo client.example --from pf@pass.spf.test \

@@ -16,6 +16,7 @@
 #   wl.test.    DNSWL: 192.0.2.50 -> 127.0.10.2.
 #   2.0.192.in-addr.arpa.  PTR 192.0.2.20 -> mail.spf.test.
 # The process runs as root without chroot, daemonized, pid in DIR.
+# TW_DNS_EXTRA=FILE: more server-clause lines (local-data ...) included.
 set -eu
 
 cmd=${1:-}
@@ -47,6 +48,9 @@ addr=${4:-127.0.0.1}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 conf="$dir/unbound.conf"
+
+extra=
+[ -z "${TW_DNS_EXTRA:-}" ] || extra="include: \"$TW_DNS_EXTRA\""
 
 # 63-char filler strings for a long TXT record (several character-strings)
 f63=$(printf 'x%.0s' $(seq 1 63))
@@ -141,6 +145,7 @@ cat <<EOF2
 	local-data: '9.9.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test. 600 IN TXT "IPv6 listed"'
 	local-data: '99.2.0.192.bl2.test. 600 IN A 127.0.0.4'
 	local-data: '50.2.0.192.wl.test. 600 IN A 127.0.10.2'
+	$extra
 
 remote-control:
 	control-enable: no
