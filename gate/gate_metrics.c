@@ -88,70 +88,66 @@ static const char *const v_reload[] = { "ok", "failed" };
 static const double b_fast[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
 static const double b_txn[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
 
-#define L(n, v)		{ n, v, sizeof(v) / sizeof(v[0]), 0 }
-#define LD(n, d)	{ n, NULL, 0, d }
-#define NOL		{ NULL, NULL, 0, 0 }
-#define B(b)		b, sizeof(b) / sizeof(b[0])
-
 static const struct metrics_family gate_families[F_COUNT] = {
 	[F_CONN_ACCEPTED] = { "tailwart_gate_connections_accepted_total",
-	    "SMTP connections accepted on the listeners.", METRICS_COUNTER, { NOL, NOL }, NULL, 0 },
+	    "SMTP connections accepted on the listeners.", METRICS_COUNTER, { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
 	[F_CONN_REFUSED] = { "tailwart_gate_connections_refused_total",
 	    "SMTP connections refused before a session, by reason.", METRICS_COUNTER,
-	    { L("reason", v_refusal), NOL }, NULL, 0 },
+	    { METRICS_LABEL("reason", v_refusal), METRICS_NOLABEL }, NULL, 0 },
 	[F_SCREEN_HELD] = { "tailwart_gate_screen_connections",
 	    "Connections held by the screen now (checks, pregreet, waiting for a command).",
-	    METRICS_GAUGE, { NOL, NOL }, NULL, 0 },
+	    METRICS_GAUGE, { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
 	[F_SESSIONS] = { "tailwart_gate_sessions_total",
 	    "SMTP sessions served by workers, by how they ended.", METRICS_COUNTER,
-	    { L("outcome", v_outcome), NOL }, NULL, 0 },
+	    { METRICS_LABEL("outcome", v_outcome), METRICS_NOLABEL }, NULL, 0 },
 	[F_COMMANDS] = { "tailwart_gate_commands_total",
 	    "SMTP commands, by verb and the class of the reply the client got.", METRICS_COUNTER,
-	    { L("verb", v_verb), L("class", v_class) }, NULL, 0 },
+	    { METRICS_LABEL("verb", v_verb), METRICS_LABEL("class", v_class) }, NULL, 0 },
 	[F_MESSAGES] = { "tailwart_gate_messages_total",
 	    "Messages by the backend's final answer (tempfailed includes a lost backend).",
-	    METRICS_COUNTER, { L("result", v_message), NOL }, NULL, 0 },
+	    METRICS_COUNTER, { METRICS_LABEL("result", v_message), METRICS_NOLABEL }, NULL, 0 },
 	[F_POLICY] = { "tailwart_gate_policy_decisions_total",
-	    "Policy decisions that were not a plain pass, by check and verdict (before the mode).",
-	    METRICS_COUNTER, { L("check", v_check), L("verdict", v_verdict) }, NULL, 0 },
+	    "Policy decisions by check and verdict (before the mode: a log-only check counts "
+	    "what enforce would do).",
+	    METRICS_COUNTER, { METRICS_LABEL("check", v_check), METRICS_LABEL("verdict", v_verdict) }, NULL, 0 },
 	[F_SPF] = { "tailwart_gate_spf_results_total", "SPF evaluations by result.",
-	    METRICS_COUNTER, { L("result", v_spf), NOL }, NULL, 0 },
+	    METRICS_COUNTER, { METRICS_LABEL("result", v_spf), METRICS_NOLABEL }, NULL, 0 },
 	[F_DNSBL] = { "tailwart_gate_dnsbl_listings_total",
 	    "Clients found listed, by DNSBL/DNSWL zone.", METRICS_COUNTER,
-	    { LD("zone", DYN_ZONE), NOL }, NULL, 0 },
+	    { METRICS_DYN("zone", DYN_ZONE), METRICS_NOLABEL }, NULL, 0 },
 	[F_GREYLIST] = { "tailwart_gate_greylist_total",
 	    "Greylisting decisions: new and early are tempfails, passed/known go through, "
-	    "awl/exempt skip the check.", METRICS_COUNTER, { L("result", v_grey), NOL }, NULL, 0 },
+	    "awl/exempt skip the check.", METRICS_COUNTER, { METRICS_LABEL("result", v_grey), METRICS_NOLABEL }, NULL, 0 },
 	[F_RATE] = { "tailwart_gate_rate_limited_total",
-	    "Rate limits exceeded, by kind.", METRICS_COUNTER, { L("kind", v_rate), NOL }, NULL, 0 },
+	    "Rate limits exceeded, by kind.", METRICS_COUNTER, { METRICS_LABEL("kind", v_rate), METRICS_NOLABEL }, NULL, 0 },
 	[F_HANDOFF] = { "tailwart_gate_handoff_seconds",
 	    "Time to open the backend connection (connect, PROXY header, banner, EHLO).",
-	    METRICS_HISTOGRAM, { NOL, NOL }, B(b_fast) },
+	    METRICS_HISTOGRAM, { METRICS_NOLABEL, METRICS_NOLABEL }, METRICS_BUCKETS(b_fast) },
 	[F_TXN] = { "tailwart_gate_transaction_seconds",
 	    "Time from the accepted MAIL FROM to the final reply to the message.",
-	    METRICS_HISTOGRAM, { L("result", v_message), NOL }, B(b_txn) },
+	    METRICS_HISTOGRAM, { METRICS_LABEL("result", v_message), METRICS_NOLABEL }, METRICS_BUCKETS(b_txn) },
 	[F_BACKEND] = { "tailwart_gate_backend_errors_total",
 	    "Backend failures (connect, timeout, lost, protocol) and 4xx/5xx replies it gave.",
-	    METRICS_COUNTER, { L("kind", v_backend), NOL }, NULL, 0 },
+	    METRICS_COUNTER, { METRICS_LABEL("kind", v_backend), METRICS_NOLABEL }, NULL, 0 },
 	[F_MILTER] = { "tailwart_gate_milter_verdicts_total",
 	    "Verdicts of each configured milter (one per milter per stage).", METRICS_COUNTER,
-	    { LD("milter", DYN_MILTER), L("verdict", v_mverdict) }, NULL, 0 },
+	    { METRICS_DYN("milter", DYN_MILTER), METRICS_LABEL("verdict", v_mverdict) }, NULL, 0 },
 	[F_MILTER_LAT] = { "tailwart_gate_milter_seconds",
 	    "Time a milter took to answer one stage.", METRICS_HISTOGRAM,
-	    { LD("milter", DYN_MILTER), NOL }, B(b_fast) },
+	    { METRICS_DYN("milter", DYN_MILTER), METRICS_NOLABEL }, METRICS_BUCKETS(b_fast) },
 	[F_TLS] = { "tailwart_gate_tls_sessions_total",
 	    "STARTTLS handshakes, by negotiated protocol version (failed: handshake error).",
-	    METRICS_COUNTER, { L("version", v_tls), NOL }, NULL, 0 },
+	    METRICS_COUNTER, { METRICS_LABEL("version", v_tls), METRICS_NOLABEL }, NULL, 0 },
 	[F_WORKERS] = { "tailwart_gate_workers", "Worker processes: busy, idle, and workers_max.",
-	    METRICS_GAUGE, { L("state", v_workers), NOL }, NULL, 0 },
+	    METRICS_GAUGE, { METRICS_LABEL("state", v_workers), METRICS_NOLABEL }, NULL, 0 },
 	[F_GENERATION] = { "tailwart_gate_config_generation",
 	    "Configuration generation (1 at start, +1 per successful reload).", METRICS_GAUGE,
-	    { NOL, NOL }, NULL, 0 },
+	    { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
 	[F_RELOADS] = { "tailwart_gate_reloads_total", "Reloads (HUP) by result.",
-	    METRICS_COUNTER, { L("result", v_reload), NOL }, NULL, 0 },
+	    METRICS_COUNTER, { METRICS_LABEL("result", v_reload), METRICS_NOLABEL }, NULL, 0 },
 	[F_STORE] = { "tailwart_gate_store_errors_total",
 	    "Policy store (LMDB/Redis) errors met by a check.", METRICS_COUNTER,
-	    { NOL, NOL }, NULL, 0 },
+	    { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
 };
 
 struct gate_metrics {
@@ -392,13 +388,13 @@ gate_metric_policy(const struct policy_result *r)
 		else if (detail_value(r->detail, "exempt=", v, sizeof(v)) != NULL)
 			metrics_add(gm.m, F_GREYLIST, strcmp(v, "awl") ? 5 : 4, 0, 1);
 	}
+	metrics_add(gm.m, F_POLICY, check, (unsigned)r->decided, 1);
 	if (r->decided == POLICY_PASS || r->decided == POLICY_SKIP)
 		return;
 	if (check == 1 && detail_value(r->detail, "limit=", v, sizeof(v)) != NULL)
 		metrics_add(gm.m, F_RATE, index_of(v_rate, 5, strncmp(v, "net_", 4) ? v : v + 4), 0, 1);
 	if (check == 2)
 		count_zones(r->detail);
-	metrics_add(gm.m, F_POLICY, check, (unsigned)r->decided, 1);
 }
 
 /* A reply line the client gets: remember the code of the final line. */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "metrics.h"
 
@@ -205,6 +206,29 @@ metrics_dyn_find(const struct metrics *m, unsigned set, const char *name, size_t
 			return (int)i;
 	}
 	return -1;
+}
+
+static struct metrics *metrics_process;	/* see metrics_set_default() */
+
+void
+metrics_set_default(struct metrics *m)
+{
+	metrics_process = m;
+}
+
+struct metrics *
+metrics_default(void)
+{
+	return metrics_process;
+}
+
+long long
+metrics_now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ---- exposition ---- */

@@ -51,6 +51,12 @@ struct metrics_family {
 	unsigned		 nbuckets;
 };
 
+/* Table helpers: a label with static values, no label, a bucket list. */
+#define METRICS_LABEL(n, v)	{ n, v, sizeof(v) / sizeof(v[0]), 0 }
+#define METRICS_DYN(n, d)	{ n, NULL, 0, d }
+#define METRICS_NOLABEL		{ NULL, NULL, 0, 0 }
+#define METRICS_BUCKETS(b)	b, sizeof(b) / sizeof(b[0])
+
 struct metrics;
 
 /* Map the shared region for `fams` (a static table that must outlive the
@@ -73,6 +79,15 @@ void metrics_dyn_name(struct metrics *m, unsigned set, unsigned slot, const char
 int  metrics_dyn_find(const struct metrics *m, unsigned set, const char *name, size_t len);
 /* Read one cell (tests, scrape-time hooks); 0 when out of range. */
 uint64_t metrics_get(const struct metrics *m, unsigned fam, unsigned a, unsigned b);
+
+/* The handle of this process, for hooks called from code that has no
+ * other way to reach it: set once by the main process before it forks or
+ * starts threads, read-only afterwards (like the configuration). NULL
+ * until then: every hook is a no-op. */
+void metrics_set_default(struct metrics *m);
+struct metrics *metrics_default(void);
+/* Monotonic clock in microseconds (for metrics_observe). */
+long long metrics_now_us(void);
 
 /* The exposition text. 0, or -1 (out of memory). *out is malloc'd. */
 int  metrics_render(const struct metrics *m, char **out, size_t *outlen);
