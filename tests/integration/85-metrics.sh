@@ -18,18 +18,8 @@
 #    a slow or silent client, more connections than slots) are answered or
 #    dropped, and mail goes on meanwhile; the endpoint does not run as root.
 if [ -z "${TW_IN_NETNS:-}" ]; then
-	ns="tw-metrics-$$"
-	if ! ip netns add "$ns" 2>/dev/null; then
-		echo "FAIL cannot create a network namespace (need root and iproute2)"
-		echo "0 passed, 1 failed"
-		exit 1
-	fi
-	ip netns exec "$ns" ip link set lo up
-	ip netns exec "$ns" ip addr add 192.0.2.1/24 dev lo
-	TW_IN_NETNS=1 ip netns exec "$ns" bash "$0" "$@"
-	rc=$?
-	ip netns del "$ns"
-	exit $rc
+	exec sh "$(dirname "$0")/../peers/netns.sh" "tw-metrics-$$" 192.0.2.1/24 -- \
+		env TW_IN_NETNS=1 bash "$0" "$@"
 fi
 
 . "$(dirname "$0")/../lib.sh"

@@ -55,13 +55,9 @@ start)
 stop)
 	[ -r "$dir/pid" ] || exit 0
 	pid=$(cat "$dir/pid")
-	if kill "$pid" 2>/dev/null; then
-		i=0
-		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
-			i=$((i + 1)); sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
+	# TERM, up to 5 s to flush the TSDB, then KILL
+	kill "$pid" 2>/dev/null && ! timeout 5 tail --pid="$pid" -f /dev/null &&
+		kill -9 "$pid" 2>/dev/null
 	rm -f "$dir/pid"
 	;;
 query)
