@@ -125,6 +125,10 @@ for p in 9125 9126 9127; do
 	scrape $p >"$T/m$p.txt" 2>&1
 	tw_check "promtool check metrics on :$p" sh -c "promtool check metrics <'$T/m$p.txt'"
 done
+tw_check "docs/prometheus: promtool check config (with the rules)" \
+	promtool check config "$TW_ROOT/docs/prometheus/prometheus.yml"
+tw_check "docs/prometheus: promtool test rules (the alerts fire as documented)" \
+	sh -c "cd '$TW_ROOT/docs/prometheus' && promtool test rules tailwart.rules.test.yml"
 tw_check "every family has # HELP and # TYPE" sh -c \
 	"for f in '$T'/m91*.txt; do [ \$(grep -c '^# HELP' \$f) = \$(grep -c '^# TYPE' \$f) ] || exit 1; done"
 
