@@ -47,12 +47,14 @@ struct gate_settings {
 	int		 pregreet_action;	/* enum policy_mode order: ignore|log|enforce */
 	unsigned	 pregreet_wait, screen_cache_ttl;
 	unsigned long long screen_max_connections;
+	char		*metrics_listen;	/* "" = no metrics endpoint */
 	struct policy_config policy;		/* the policy keys (policy_config_load) */
 	struct gate_milter_set milters;		/* external milters (gate_milter_config) */
 	int		 policy_loaded;
 
 	/* derived */
 	struct net_endpoint	 backend;
+	struct net_endpoint	 metrics_ep;	/* metrics_listen, parsed */
 	struct net_cidr_list	 trusted_proxies;
 	struct gate_listener	*listeners;
 	size_t			 nlisteners;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gate_session.h"
+#include "gate_metrics.h"
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
@@ -30,6 +31,7 @@ backend_fail_open(struct gate_session *s, const char *what)
 {
 	log_warn("%s backend=%s status=unavailable reason=\"%s\" reply=\"451 4.4.1\"",
 	    s->id, s->be.addr, what);
+	gate_metric_backend(s->be.fd < 0 ? GMB_CONNECT : strstr(what, "timeout") ? GMB_TIMEOUT : GMB_PROTOCOL);
 	gate_reply(s, "451 4.4.1 Service temporarily unavailable, try again later");
 	gate_backend_close(s, 0);
 	return -1;
@@ -110,6 +112,7 @@ gate_backend_open(struct gate_session *s)
 
 	if (s->be.fd >= 0)
 		return 0;
+	long long metric_t0 = gate_metric_now_us();
 	snprintf(s->be.addr, sizeof(s->be.addr), "%s:%s", cfg->backend.host, cfg->backend.port);
 	s->be.fd = net_connect(&cfg->backend, (int)cfg->backend_connect_timeout * 1000);
 	if (s->be.fd < 0)
@@ -135,6 +138,7 @@ gate_backend_open(struct gate_session *s)
 	log_debug("%s backend=%s status=connected handoff=%s chunking=%d", s->id, s->be.addr,
 	    cfg->handoff == HANDOFF_PROXY_V2 ? "proxy-v2" :
 	    cfg->handoff == HANDOFF_XCLIENT ? "xclient" : "none", s->be.caps.chunking);
+	gate_metric_handoff(metric_t0);
 	return 0;
 }
 
@@ -178,11 +182,14 @@ gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 		log_warn("%s backend=%s status=lost during=\"%.20s\" reason=%s reply=\"421 4.4.2\"",
 		    s->id, s->be.addr, cmd,
 		    st == SMTP_R_TIMEOUT ? "timeout" : st == SMTP_R_BAD ? "bad-reply" : "closed");
+		gate_metric_backend(st == SMTP_R_TIMEOUT ? GMB_TIMEOUT : GMB_LOST);
 		gate_backend_close(s, 0);
 		gate_reply(s, "421 4.4.2 %s Backend connection lost, closing", s->cfg->hostname);
 		gate_enter_state(s, ST_QUIT);
 		return -1;
 	}
+	gate_metric_reply(s, r.text, 3);
+	gate_metric_backend_reply(r.code);
 	if (io_write(&s->io, r.text, r.len) != 0)
 		return -1;
 	if (r.code == 421) {

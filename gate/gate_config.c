@@ -49,6 +49,7 @@ static const struct conf_key gate_schema[] = {
 	{ "pregreet_wait", CT_DURATION, "6s", OFF(pregreet_wait), NULL, 0, 60 },
 	{ "screen_cache_ttl", CT_DURATION, "1d", OFF(screen_cache_ttl), NULL, 0, 0 },
 	{ "screen_max_connections", CT_UINT, "5000", OFF(screen_max_connections), NULL, 1, 1000000 },
+	{ "metrics_listen", CT_STR, CONF_OPTIONAL, OFF(metrics_listen), NULL, 0, 0 },
 	{ NULL, 0, NULL, 0, NULL, 0, 0 }
 };
 
@@ -56,7 +57,7 @@ static const struct conf_key gate_schema[] = {
  * them alone (but still refuses anything else it does not know). */
 static const char *const gate_foreign_keys[] = {
 	"milter_listen", "milter_authserv_id", "milter_dkim", "milter_dkim_keys",
-	"milter_timeout", NULL,
+	"milter_timeout", "milter_metrics_listen", NULL,
 };
 
 static int
@@ -143,6 +144,11 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 			}
 	if (net_cidr_list_parse(s->trusted_proxies_s, &s->trusted_proxies, e2, sizeof(e2)) != 0) {
 		conf_error(err, errlen, c, line_of(c, "trusted_proxies"), "trusted_proxies: %s", e2);
+		return -1;
+	}
+	if (*s->metrics_listen && net_parse_endpoint(s->metrics_listen, &s->metrics_ep, &why) != 0) {
+		conf_error(err, errlen, c, line_of(c, "metrics_listen"), "metrics_listen: \"%s\": %s",
+		    s->metrics_listen, why);
 		return -1;
 	}
 	if (s->workers_min > s->workers_max) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gate_session.h"
+#include "gate_metrics.h"
 #include "log.h"
 
 #define BDAT_CHUNK	65536
@@ -149,6 +150,7 @@ gate_data_begin(struct gate_session *s, struct gate_data *d, int relay_354)
 		if (code < 0)
 			return -1;
 		if (code != 354) {
+			gate_metric_message(s, code);
 			gate_data_end_transaction(s);
 			return -1;
 		}
@@ -162,6 +164,8 @@ gate_data_begin(struct gate_session *s, struct gate_data *d, int relay_354)
 		}
 		if (r.code != 354) {
 			(void)io_write(&s->io, r.text, r.len);
+			gate_metric_message(s, r.code);
+			gate_metric_backend_reply(r.code);
 			log_info("%s refused stage=data from=<%s> backend=%s reply=%d", s->id,
 			    s->mail_from, s->be.addr, r.code);
 			gate_data_end_transaction(s);
@@ -216,12 +220,15 @@ gate_data_finish(struct gate_session *s, struct gate_data *d)
 		    s->id, s->be.addr, s->mail_from, d->size);
 		gate_backend_close(s, 0);
 		gate_reply(s, "451 4.4.2 Backend connection lost, message not accepted");
+		gate_metric_message(s, -1);
 		gate_data_end_transaction(s);
 		return;
 	}
 	if (d->be_failed == 2)
 		gate_backend_close(s, 0);	/* its transaction state is unclear: start fresh */
 	(void)io_write(&s->io, r.text, r.len);
+	gate_metric_message(s, r.code);
+	gate_metric_backend_reply(r.code);
 	if (r.code / 100 == 2)
 		s->naccepted++;
 	log_info("%s %s from=<%s> rcpts=%u size=%zu backend=%s reply=\"%s\"", s->id,

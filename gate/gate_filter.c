@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gate_metrics.h"
 #include "gate_session.h"
 #include "log.h"
 
@@ -98,6 +99,7 @@ gate_filter_open(struct gate_session *s)
 
 	if (s->cfg->milters.n == 0)
 		return 0;
+	gate_metric_milters(s->rt->cfg);
 	s->milters = gate_milter_session_new(&s->cfg->milters, s->id, macro, s);
 	if (s->milters == NULL) {
 		log_err("%s milter session: out of memory", s->id);

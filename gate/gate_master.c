@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "gate_metrics.h"
 #include "log.h"
 #include "tls.h"
 
@@ -586,6 +587,8 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 		fatal("cannot bind listeners");
 	if (setup_pipes(&m) != 0)
 		fatal("pipe: %s", strerror(errno));
+	if (gate_metrics_init(cfg, err, sizeof(err)) != 0)
+		fatal("%s", err);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -625,9 +628,12 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 		if (sig_hup) {
 			sig_hup = 0;
 			log_info("reload requested");
+			gate_metrics_reload_begin(&m.rt);
 			reload(&m);
+			gate_metrics_reload_end(&m.rt);
 		}
 		maintain_pool(&m);
+		gate_metrics_master_tick(&m.rt, m.uid, m.gid);
 	}
 	drain(&m);
 	if (*m.cfg->pid_file)

@@ -1016,11 +1016,14 @@ gm_chain(struct gate_milter_session *s, int stage, char cmd, uint32_t no_bit,
 		}
 		if (m->state != GS_ENVELOPE && m->state != GS_ACCEPT_MSG)
 			continue;
+		long long t0 = gm_now_ms();
 		if (s->pay.oom)
 			v = gm_fail(s, m, gm_stage_name(cmd), "out of memory", reply, replylen);
 		else
 			v = gm_event(s, m, stage, cmd, no_bit, nr_bit,
 			    m->conf->command_timeout, &skip, reply, replylen);
+		if (m->conf->observe != NULL)
+			m->conf->observe(i, (int)v, gm_now_ms() - t0);
 		if (v == GMV_DISCARD) {
 			s->discard = 1;
 			gm_set_reply(reply, replylen, "");
@@ -1691,7 +1694,10 @@ gate_milter_message(struct gate_milter_session *s, struct gate_milter_msg *msg,
 		}
 		if (m->state != GS_ENVELOPE)
 			continue;
+		long long t0 = gm_now_ms();
 		v = gm_message_one(s, m, msg, reply, replylen);
+		if (m->conf->observe != NULL)
+			m->conf->observe(i, (int)v, gm_now_ms() - t0);
 		if (m->state == GS_ACCEPT_MSG)
 			m->state = GS_ENVELOPE;
 		if (v != GMV_CONTINUE)

@@ -142,6 +142,7 @@ struct gate_milter_conf {
 	char			 path[108];	/* unix */
 	int			 default_action;	/* enum gate_milter_default */
 	unsigned		 connect_timeout, command_timeout, eom_timeout; /* s */
+	void			(*observe)(size_t idx, int verdict, long long ms);	/* metrics, or NULL */
 };
 
 struct gate_milter_set {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "gate_session.h"
+#include "gate_metrics.h"
 #include "log.h"
 #include "policy_config.h"
 
@@ -23,6 +24,7 @@ log_decision(struct gate_session *s, const char *stage, const struct policy_resu
 {
 	char buf[1200];
 
+	gate_metric_policy(r);
 	if (r->decided == POLICY_PASS || r->decided == POLICY_SKIP)
 		return;
 	log_info("%s policy stage=%s client=%s %s", s->id, stage, s->peer_ip,

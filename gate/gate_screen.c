@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "gate_metrics.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -115,6 +116,7 @@ sc_refuse(struct screen *sc, struct sc_conn **slot, const struct policy_result *
 
 	log_info("%s policy stage=%s client=%s %s", c->id, stage, c->ip,
 	    policy_result_format(r, buf, sizeof(buf)));
+	gate_metric_refused_policy(r);
 	if (policy_result_reply(r, line, sizeof(line) - 2) != 0)
 		snprintf(line, sizeof(line) - 2, "%s", def);
 	strcat(line, "\r\n");
@@ -167,6 +169,7 @@ sc_pass(struct screen *sc, struct sc_conn **slot)
 		if (gate_now_ms() < c->busy_until_ms)
 			return;
 		log_info("%s screen client=%s status=busy reply=\"421 4.3.2\"", c->id, c->ip);
+		gate_metric_refused(GMR_BUSY);
 		sc_send(c, "421 4.3.2 All server ports are busy, try again later\r\n");
 		sc_close(sc, slot, NULL, 1);
 		return;
@@ -195,6 +198,7 @@ sc_pass(struct screen *sc, struct sc_conn **slot)
 	if (sendmsg(sc->rt->pass_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(p)) {
 		log_warn("%s screen client=%s status=busy reason=\"pass: %s\" reply=\"421 4.3.2\"",
 		    c->id, c->ip, strerror(errno));
+		gate_metric_refused(GMR_BUSY);
 		sc_send(c, "421 4.3.2 All server ports are busy, try again later\r\n");
 		sc_close(sc, slot, NULL, 1);
 		return;
@@ -250,6 +254,7 @@ sc_checks(struct screen *sc, struct sc_conn **slot)
 	(void)net_addr_str(&c->peer, c->ip, sizeof(c->ip), NULL);
 	policy_result_init(&r, "access");
 	v = policy_access_check(&pc->access, &c->peer, &r);
+	gate_metric_policy(&r);
 	if (v == POLICY_REJECT || v == POLICY_TEMPFAIL) {
 		sc_refuse(sc, slot, &r, "connect", "554 5.7.1 Access denied");
 		return;
@@ -259,6 +264,7 @@ sc_checks(struct screen *sc, struct sc_conn **slot)
 	if (sc->rt->store != NULL) {
 		policy_result_init(&r, "rate");
 		v = policy_rate_connect(&pc->rate, sc->rt->store, &c->peer, &r);
+		gate_metric_policy(&r);
 		if (v == POLICY_REJECT || v == POLICY_TEMPFAIL) {
 			sc_refuse(sc, slot, &r, "connect", "421 4.7.0 Too many connections");
 			return;
@@ -305,6 +311,7 @@ sc_dnsbl_eval(struct screen *sc, struct sc_conn **slot)
 	policy_result_init(&r, "dnsbl");
 	v = policy_dnsbl_finish(c->lk, &r, &score);
 	c->lk = NULL;
+	gate_metric_policy(&r);
 	if (r.decided != POLICY_PASS && r.decided != POLICY_SKIP) {
 		char buf[1200];
 		log_info("%s policy stage=connect client=%s %s", c->id, c->ip,
@@ -312,6 +319,7 @@ sc_dnsbl_eval(struct screen *sc, struct sc_conn **slot)
 	}
 	if (v == POLICY_REJECT || v == POLICY_TEMPFAIL) {
 		char line[600];
+		gate_metric_refused(GMR_DNSBL);
 		if (policy_result_reply(&r, line, sizeof(line) - 2) != 0)
 			snprintf(line, sizeof(line), "554 5.7.1 Service unavailable");
 		strcat(line, "\r\n");
@@ -357,6 +365,7 @@ sc_readable(struct screen *sc, struct sc_conn **slot)
 		case PROXY_BAD:
 			if (!closed)
 				log_warn("%s proxy client=%s status=refused reason=\"%s\"", c->id, c->ip, why);
+			gate_metric_refused(GMR_PROXY);
 			sc_close(sc, slot, closed ? "closed-before-proxy-header" : "bad-proxy-header", 0);
 			return;
 		case PROXY_OK:
@@ -399,6 +408,7 @@ pregreet:
 		policy_result_set(&r, POLICY_REJECT, 554, "5.5.1",
 		    "Protocol error: you talked before the greeting");
 		policy_result_detail(&r, "bytes=%zu", c->blen);
+		gate_metric_policy(&r);
 		if (policy_result_mode(&r, (enum policy_mode)sc->cfg->pregreet_action) == POLICY_PASS) {
 			char buf[1200];
 			log_info("%s policy stage=connect client=%s %s", c->id, c->ip,
@@ -433,6 +443,7 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
 			(void)close(fd);
 			log_warn("screen status=full reply=\"421 4.3.2\"");
+			gate_metric_refused(GMR_FULL);
 			continue;
 		}
 		c->fd = fd;
@@ -451,6 +462,7 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 		(void)net_addr_str(&c->peer, c->ip, sizeof(c->ip), NULL);
 		sc->conns[slot] = c;
 		sc->live++;
+		gate_metric_accepted();
 		if (slot >= sc->hi)
 			sc->hi = slot + 1;
 		if (sc->cfg->trusted_proxies.n > 0 &&
@@ -596,6 +608,7 @@ gate_screen_main(struct gate_runtime *rt)
 					if (rt->cfg->listeners[j].fd == pfd[i].fd)
 						sc_accept(&sc, &rt->cfg->listeners[j]);
 		sc_tick(&sc);
+		gate_metric_screen_held(sc.live);
 		if (rt->store != NULL && gate_now_ms() >= next_purge) {
 			/* the store's expired entries: the screen is the one
 			 * long-lived process that can afford it */

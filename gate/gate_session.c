@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gate_session.h"
+#include "gate_metrics.h"
 #include "log.h"
 #include "tls.h"
 
@@ -51,6 +52,7 @@ gate_reply(struct gate_session *s, const char *fmt, ...)
 	memcpy(buf + n, "\r\n", 2);
 	if (buf[0] == '4' || buf[0] == '5')
 		log_debug("%s reply=\"%.*s\"", s->id, n, buf);
+	gate_metric_reply(s, buf, (size_t)n);
 	return io_write(&s->io, buf, (size_t)n + 2);
 }
 
@@ -184,6 +186,7 @@ cmd_starttls(struct gate_session *s, char *arg)
 	if (io_starttls_server(&s->io, s->rt->tls) != 0) {
 		char e[256];
 		log_info("%s tls status=failed reason=\"%s\"", s->id, tls_last_error(e, sizeof(e)));
+		gate_metric_tls(NULL);
 		gate_enter_state(s, ST_QUIT);
 		return;
 	}
@@ -191,6 +194,7 @@ cmd_starttls(struct gate_session *s, char *arg)
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->io.ssl));
 	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", SSL_get_cipher_name(s->io.ssl));
 	log_info("%s tls status=ok version=%s cipher=%s", s->id, s->tls_version, s->tls_cipher);
+	gate_metric_tls(s->tls_version);
 	reset_transaction(s);
 	s->helo[0] = '\0';
 	gate_enter_state(s, ST_CONNECTED);
@@ -312,6 +316,7 @@ cmd_mail(struct gate_session *s, char *arg)
 	s->declared_size = (size_t)size;
 	s->nrcpt = 0;
 	s->nmail++;
+	s->metric_mail_us = gate_metric_now_us();
 	gate_enter_state(s, ST_MAIL);
 }
 
@@ -594,11 +599,13 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 		if (st == IO_TIMEOUT) {
 			gate_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
 			log_info("%s timeout state=%s", s->id, state_name(s->state));
+			s->metric_outcome = GMO_TIMEOUT;
 			break;
 		}
 		if (st == IO_EOF || st == IO_ERROR) {
 			if (s->state != ST_QUIT)
 				log_info("%s lost connection state=%s", s->id, state_name(s->state));
+			s->metric_outcome = GMO_LOST;
 			break;
 		}
 		if (st == IO_PARTIAL) {
@@ -613,11 +620,14 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 			skipping = 0;
 			continue;
 		}
-		if (command_line(s, l, n, line, sizeof(line)) == 0)
+		if (command_line(s, l, n, line, sizeof(line)) == 0) {
 			dispatch(s, line);
+			gate_metric_command(s, line);
+		}
 		if (s->errors >= s->cfg->max_errors && s->state != ST_QUIT) {
 			gate_reply(s, "421 4.7.0 %s Too many errors, closing", s->cfg->hostname);
 			log_info("%s disconnect reason=too-many-errors", s->id);
+			s->metric_outcome = GMO_ERRORS;
 			break;
 		}
 	}
@@ -627,6 +637,7 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	gate_filter_close(s);
 	gate_rcpts_clear(s);
 	free(s->rcpts);
+	gate_metric_session(s);
 	log_info("%s disconnect client=%s%s helo=%s tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
 	    s->id, s->peer_ip, s->refused ? " refused=yes" : "", s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no",
 	    s->nmail, s->naccepted, s->ncommands, s->errors, gate_now_ms() - s->started_ms);

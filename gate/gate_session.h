@@ -58,6 +58,8 @@ struct gate_session {
 	/* counters for the summary line */
 	unsigned		 errors, nmail, naccepted, ncommands;
 	long long		 started_ms;
+	int			 metric_reply, metric_outcome;	/* gate_metrics.c */
+	long long		 metric_mail_us;
 
 	struct gate_backend	 be;
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "gate_metrics.h"
 #include "log.h"
 
 static void
@@ -42,6 +43,7 @@ worker_next_conn(struct gate_runtime *rt, int ep, struct sockaddr_storage *peer)
 			int fd = accept4(ev[i].data.fd, (struct sockaddr *)peer, &sl, SOCK_CLOEXEC);
 
 			if (fd >= 0) {
+				gate_metric_accepted();
 				(void)net_nodelay(fd);
 				return fd;
 			}

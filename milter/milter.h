@@ -47,6 +47,7 @@ struct milter_settings {
 	char			*dkim_keys;	/* path, or NULL for DNS */
 	unsigned		 timeout;	/* s */
 	char			*user;		/* or NULL */
+	char			*metrics_listen;	/* milter_metrics_listen; "" = off */
 	const char		*file;
 };
 

@@ -16,7 +16,7 @@
 static const char *const milter_own_prefixes[] = {
 	"store", "resolver", "dns_", "allow", "deny", "access_", "rate_limit",
 	"greylist_", "dnsbl_", "dnswl_", "spf_", "received_spf", "milter_listen",
-	"milter_authserv", "milter_dkim", "milter_timeout", NULL,
+	"milter_authserv", "milter_dkim", "milter_timeout", "milter_metrics", NULL,
 };
 
 static int
@@ -36,6 +36,19 @@ milter_take_str(struct conf *c, const char *key, char **out, const char *def,
 	return 0;
 }
 
+/* milter_metrics_listen: empty, or host:port. */
+static int
+milter_check_endpoint(struct conf *c, const char *v, char *err, size_t errlen)
+{
+	struct net_endpoint ep;
+	const char *why = NULL;
+
+	if (*v == '\0' || net_parse_endpoint(v, &ep, &why) == 0)
+		return 0;
+	conf_error(err, errlen, c, 0, "milter_metrics_listen: \"%s\": %s", v, why);
+	return -1;
+}
+
 void
 milter_config_free(struct milter_settings *s)
 {
@@ -44,6 +57,7 @@ milter_config_free(struct milter_settings *s)
 	free(s->authserv_id);
 	free(s->dkim_keys);
 	free(s->user);
+	free(s->metrics_listen);
 	memset(s, 0, sizeof *s);
 }
 
@@ -105,6 +119,9 @@ milter_config_load(const char *path, struct milter_settings *s, char *err,
 	}
 	if ((e = conf_take(&c, "user")) != NULL && (s->user = strdup(e->value)) == NULL)
 		goto oom;
+	if (milter_take_str(&c, "milter_metrics_listen", &s->metrics_listen, "", err, errlen) != 0 ||
+	    milter_check_endpoint(&c, s->metrics_listen, err, errlen) != 0)
+		goto fail;
 	for (size_t i = 0; i < c.n; i++) {
 		if (c.v[i].used)
 			continue;

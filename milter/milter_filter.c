@@ -44,6 +44,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "milter_metrics.h"
 #include "milter.h"
 #include "policy_access.h"
 #include "policy_dnsbl.h"
@@ -83,6 +84,7 @@ mf_conn(SMFICTX *ctx)
 		return NULL;
 	}
 	atomic_fetch_add(&mf_active, 1);
+	milter_metric_session();
 	return c;
 }
 
@@ -113,6 +115,7 @@ mf_verdict(SMFICTX *ctx, struct milter_conn *c, const char *stage,
 	char code[8];
 	size_t o = 0;
 
+	milter_metric_policy(r);
 	if (r->verdict != POLICY_PASS || r->decided != POLICY_PASS)
 		log_info("%s stage=%s client=%s %s", c->id, stage, c->ip,
 		    policy_result_format(r, line, sizeof line));
@@ -563,6 +566,7 @@ mf_eom(SMFICTX *ctx)
 				log_warn("%s cannot add Received-SPF", c->id);
 		}
 	}
+	milter_metric_dkim(dkim);
 	log_info("%s eom client=%s from=<%s> %s%s%s", c->id, c->ip, c->from, spf,
 	    spf[0] ? " " : "", dkim[0] ? dkim : "dkim=none");
 	if (c->skey[0])

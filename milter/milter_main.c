@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "milter.h"
+#include "milter_metrics.h"
 
 const struct milter_runtime *milter_rt;
 
@@ -139,6 +140,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	milter_nodelay();
+	if (milter_metrics_init(cfgp, err, sizeof err) != 0) {
+		log_err("%s", err);
+		rc = 1;
+		goto out;
+	}
 	if (milter_priv_drop(cfgp->user, rtp->store, cfgp->listen, err, sizeof err) != 0) {
 		log_err("%s", err);
 		rc = 1;
@@ -151,7 +157,10 @@ main(int argc, char **argv)
 	}
 	log_info("tailwart-milter listening on %s authserv-id=%s dkim=%s", cfgp->listen,
 	    cfgp->authserv_id, rtp->dkim ? "verify" : "off");
+	if (milter_metrics_start() != 0)
+		log_warn("metrics: cannot start the endpoint thread");
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	milter_metrics_stop();
 	/* libmilter does not join its session threads: wait for them (10 s)
 	 * before the runtime they use goes away */
 	for (int i = 0; i < 100 && milter_filter_active() > 0; i++)

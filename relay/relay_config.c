@@ -55,6 +55,7 @@ static const struct conf_key relay_schema[] = {
 	{ "smtpd_tls_key", CT_STR, CONF_OPTIONAL, OFF(smtpd_tls_key), NULL, 0, 0 },
 	{ "smtpd_auth_user", CT_STR, CONF_OPTIONAL, OFF(smtpd_auth_user), NULL, 0, 0 },
 	{ "smtpd_auth_password", CT_STR, CONF_OPTIONAL, OFF(smtpd_auth_password), NULL, 0, 0 },
+	{ "metrics_listen", CT_STR, CONF_OPTIONAL, OFF(metrics_listen), NULL, 0, 0 },
 	{ NULL, 0, NULL, 0, NULL, 0, 0 },
 };
 
@@ -258,6 +259,19 @@ parse_rate(struct relay_config *cfg, const struct conf *c, char *err, size_t err
 	return 0;
 }
 
+static int
+check_metrics_listen(const struct relay_config *cfg, struct conf *c, char *err, size_t errlen)
+{
+	struct net_endpoint ep;
+	const char *why = NULL;
+
+	if (net_parse_endpoint(cfg->metrics_listen, &ep, &why) == 0)
+		return 0;
+	conf_error(err, errlen, c, kline(c, "metrics_listen"), "metrics_listen: \"%s\": %s",
+	    cfg->metrics_listen, why);
+	return -1;
+}
+
 int
 relay_config_load(const char *path, struct relay_config *cfg, char *err, size_t errlen)
 {
@@ -336,6 +350,8 @@ relay_config_load(const char *path, struct relay_config *cfg, char *err, size_t 
 		conf_error(err, errlen, &c, kline(&c, "auth_user"), "auth_user and auth_password go together");
 		goto fail;
 	}
+	if (relay_config_set(cfg->metrics_listen) && check_metrics_listen(cfg, &c, err, errlen) != 0)
+		goto fail;
 	if (cfg->spool_dir[0] != '/') {
 		conf_error(err, errlen, &c, kline(&c, "spool_dir"), "spool_dir must be an absolute path");
 		goto fail;

@@ -58,6 +58,7 @@ struct relay_config {
 	char			*rate_limit_s;
 	size_t			 message_size_limit;
 	char			*user;
+	char			*metrics_listen;	/* "" = no metrics endpoint */
 	char			*hostname;
 	unsigned		 smtp_timeout;
 	unsigned		 connect_timeout;

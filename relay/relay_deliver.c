@@ -22,6 +22,7 @@
 #include "net.h"
 #include "smtp.h"
 #include "tls.h"
+#include "relay_metrics.h"
 #include "relay_deliver.h"
 #include "relay_dns.h"
 
@@ -296,17 +297,20 @@ relay_conn_open(const struct relay_config *cfg, SSL_CTX *ctx, struct relay_conn 
 				if (try_host(cfg, ctx, c, hosts[j], hosts[j], sh->port, err, errlen) == 0)
 					return 0;
 				log_info("relay connect failed: %s", err);
+				relay_metric_smarthost(err);
 				continue;
 			}
 			if (relay_dns_addrs(hosts[j], cfg->resolver,
 			    (int)cfg->connect_timeout * 1000, addrs, &na, err, errlen) != 0) {
 				log_info("relay connect failed: %s", err);
+				relay_metric_smarthost(err);
 				continue;
 			}
 			for (size_t k = 0; k < na; k++) {
 				if (try_host(cfg, ctx, c, hosts[j], addrs[k], sh->port, err, errlen) == 0)
 					return 0;
 				log_info("relay connect failed: %s", err);
+				relay_metric_smarthost(err);
 			}
 		}
 	}

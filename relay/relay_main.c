@@ -32,6 +32,7 @@
 #include "net.h"
 #include "relay_config.h"
 #include "relay_dkim.h"
+#include "relay_metrics.h"
 #include "relay_proc.h"
 #include "relay_queue_cli.h"
 #include "relay_sched.h"
@@ -218,6 +219,8 @@ run_master(const char *path, int foreground)
 			fatal("listen %s: %s", ms.cfg.listen.v[i], strerror(errno));
 		ms.fds[ms.nfds++] = fd;
 	}
+	if (relay_metrics_init(&ms.cfg, err, sizeof(err)) != 0)
+		fatal("%s", err);
 	if (!foreground && daemonize() != 0)
 		fatal("daemonize: %s", strerror(errno));
 	if (relay_sig_init() != 0)
@@ -284,6 +287,7 @@ run_master(const char *path, int foreground)
 				if (spawn(&ms, (enum child_role)r) < 0)
 					ms.respawn_at[r] = now + 1;
 			}
+		relay_metrics_tick(&ms.cfg);
 	}
 	for (size_t i = 0; i < ms.nfds; i++)
 		(void)close(ms.fds[i]);

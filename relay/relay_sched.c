@@ -27,6 +27,7 @@
 #include "relay_bounce.h"
 #include "relay_deliver.h"
 #include "relay_proc.h"
+#include "relay_metrics.h"
 #include "relay_sched.h"
 #include "relay_spool.h"
 
@@ -111,10 +112,12 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 		switch (r->outcome) {
 		case RELAY_O_SENT:
 			r->status = RELAY_R_SENT;
+			relay_metric_rcpt(RMR_DELIVERED, m->arrival);
 			log_attempt(m, r, relay, "sent");
 			break;
 		case RELAY_O_BOUNCED:
 			r->status = RELAY_R_BOUNCED;
+			relay_metric_rcpt(RMR_BOUNCED, m->arrival);
 			log_attempt(m, r, relay, "bounced");
 			break;
 		case RELAY_O_DEFERRED:
@@ -124,9 +127,12 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 				free(r->reply);
 				r->reply = strdup(buf);
 				r->status = RELAY_R_BOUNCED;
+				relay_metric_rcpt(RMR_EXPIRED, m->arrival);
 				log_attempt(m, r, relay, "bounced");
-			} else
+			} else {
+				relay_metric_rcpt(RMR_DEFERRED, m->arrival);
 				log_attempt(m, r, relay, "deferred");
+			}
 			break;
 		default:
 			break;
@@ -151,6 +157,7 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 			if (rc == RELAY_DSN_QUEUED) {
 				char msg[64];
 				log_info("%s sender non-delivery notification: %s", m->id, newid);
+				relay_metric_dsn(RMD_FAILED);
 				snprintf(msg, sizeof(msg), "new %s", newid);
 				(void)relay_notify(cfg->spool_dir, msg);
 			}
@@ -168,6 +175,7 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 		if (rc == RELAY_DSN_QUEUED) {
 			char msg[64];
 			log_info("%s sender delay notification: %s", m->id, newid);
+			relay_metric_dsn(RMD_DELAYED);
 			snprintf(msg, sizeof(msg), "new %s", newid);
 			(void)relay_notify(cfg->spool_dir, msg);
 		}
@@ -233,6 +241,7 @@ relay_sched_deliver_batch(const struct relay_config *cfg, char (*ids)[17], size_
 			}
 			if (c.open) {
 				if (relay_deliver_msg(cfg, &c, &m, fd) != 0) {
+					relay_metric_smarthost_lost();
 					relay_conn_close(&c);
 					/* one reconnect per batch, then give up on it */
 					if (relay_conn_open(cfg, ctx, &c, e2, sizeof(e2)) != 0) {

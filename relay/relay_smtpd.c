@@ -40,6 +40,7 @@
 #include "tls.h"
 #include "relay_config.h"
 #include "relay_dkim.h"
+#include "relay_metrics.h"
 #include "relay_proc.h"
 #include "relay_smtpd.h"
 #include "relay_smtpd_int.h"
@@ -199,12 +200,15 @@ body_end(struct smtpd *s)
 	why[0] = '\0';
 	dr = relay_dkim_sign(s->cfg, s->w->id, s->w->fd, s->w->body_off,
 	    s->w->off - s->w->body_off, &dkim, &dkim_len, why, sizeof(why));
+	if (dr == RELAY_DKIM_SIGNED || dr == RELAY_DKIM_ERROR)
+		relay_metric_dkim(dr == RELAY_DKIM_ERROR);
 	if (dr == RELAY_DKIM_ERROR) {
 		log_err("%s dkim signing failed: %s", s->w->id, why);
 		reply(s, "451 4.3.0 Signing failed, try again later");
 		goto done;
 	}
 	memcpy(id, s->w->id, sizeof(id));
+	long long metric_t0 = relay_metric_now_us();
 	if (relay_spool_commit(s->cfg->spool_dir, s->w, dkim, dkim_len) != 0) {
 		log_err("%s spool commit failed: %s", id, strerror(errno));
 		free(dkim);
@@ -216,6 +220,7 @@ body_end(struct smtpd *s)
 	free(dkim);
 	free(s->w);
 	s->w = NULL;
+	relay_metric_received(metric_t0);
 	{
 		char to[512];
 		log_info("%s queued client=%s from=<%s> nrcpt=%zu size=%lld dkim=%s",
