@@ -13,6 +13,7 @@
  *   fuzz_client_close()  closes the server end the session left open, joins
  *                        the drain thread; the replies stay in c->out;
  *   fuzz_memfd()         an fd on an anonymous file holding the bytes;
+ *   fuzz_tmpdir()        a fresh directory on tmpfs (/dev/shm), else /tmp;
  *   fuzz_crlf_only()     1 when every CR is followed by LF and every LF
  *                        preceded by CR;
  *   fuzz_check_framing() the replies must be exactly what a strict reader
@@ -58,6 +59,7 @@ fuzz_once(void)
 	done = 1;
 	/* log lines go to a closed stderr: no /etc/localtime per line */
 	(void)setenv("TZ", "UTC", 1);
+	setvbuf(stderr, NULL, _IOFBF, 1 << 16);	/* log lines: few writes */
 	log_init("fuzz", 1);
 	log_set_debug(0);
 	signal(SIGPIPE, SIG_IGN);
@@ -151,6 +153,17 @@ fuzz_memfd(const uint8_t *data, size_t size)
 	return fd;
 }
 
+static inline void
+fuzz_tmpdir(char *dir, size_t len, const char *name)
+{
+	snprintf(dir, len, "/dev/shm/%s.XXXXXX", name);
+	if (mkdtemp(dir) != NULL)
+		return;
+	snprintf(dir, len, "/tmp/%s.XXXXXX", name);
+	if (mkdtemp(dir) == NULL)
+		abort();
+}
+
 static inline int
 fuzz_crlf_only(const char *p, size_t n)
 {
@@ -197,8 +210,8 @@ fuzz_line_end(const uint8_t *in, size_t n, size_t i)
 /*
  * The SMTP framing oracle (against smuggling): walk the client's bytes as a
  * strict server must read them, in step with the replies it got. Every
- * command line (up to LF; an unterminated tail at EOF too) gets exactly one
- * reply; a 354 starts a message that ends only at a line "." CRLF whose
+ * command line (up to LF; an unterminated tail at EOF at most one) gets
+ * exactly one reply; a 354 starts a message that ends only at a line "." CRLF whose
  * previous line ended in CRLF, and gets one reply; 221 or 421 end the
  * session (421 may follow any reply: too many errors). A server that ends
  * a message anywhere else answers the smuggled commands and the counts no
@@ -224,8 +237,11 @@ fuzz_check_framing(const uint8_t *in, size_t n, const char *o, size_t on,
 		    strncasecmp((const char *)in + i, stop, strlen(stop)) == 0)
 			return;
 		i = le;
-		if ((code = fuzz_reply_next(o, on, &ro)) < 0)
+		if ((code = fuzz_reply_next(o, on, &ro)) < 0) {
+			if (le == n && in[n - 1] != '\n')
+				goto eof;	/* a tail without LF may go unanswered */
 			abort();	/* a command line got no reply */
+		}
 		if (code == 354) {
 			int prev_crlf = 1;
 

@@ -29,12 +29,7 @@ static void
 fuzz_init(void)
 {
 	fuzz_once();
-	snprintf(fz_dir, sizeof(fz_dir), "/dev/shm/fuzz_spool.XXXXXX");
-	if (mkdtemp(fz_dir) == NULL) {
-		snprintf(fz_dir, sizeof(fz_dir), "/tmp/fuzz_spool.XXXXXX");
-		if (mkdtemp(fz_dir) == NULL)
-			abort();
-	}
+	fuzz_tmpdir(fz_dir, sizeof(fz_dir), "fuzz_spool");
 	if (relay_spool_init(fz_dir, getuid(), getgid()) != 0)
 		abort();
 	snprintf(fz_state, sizeof(fz_state), "%s/state/0123456789ABCDEF", fz_dir);

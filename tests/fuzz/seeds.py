@@ -172,8 +172,10 @@ SESSIONS = {
 }
 
 
-def smtp_seeds(target, pattern):
+def smtp_seeds(target, pattern, skip=()):
     for name, s in SESSIONS.items():
+        if name in skip:
+            continue
         put(target, "s-" + name, s.encode("latin-1") if isinstance(s, str) else s)
     for script, n, data in dialogues(pattern):
         if 0 < len(data) <= 8192:
@@ -181,6 +183,11 @@ def smtp_seeds(target, pattern):
 
 
 smtp_seeds("fuzz_gate", "*gate*.sh")
+# the relay's DATA smuggling (defect 1 of issue 8) is in tests/fuzz/crashes/
+# until the fix is merged
+smtp_seeds("fuzz_relay", "*relay*.sh", skip=("smuggle-lf",))
+put("fuzz_relay", "s-bdat", "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@x.test>\r\n"
+    "BDAT 7\r\nhello\r\nBDAT 0 LAST\r\nQUIT\r\n")
 
 
 # ---- spool: queue files and state files as relay_spool.c writes them -----
@@ -211,3 +218,96 @@ STATE = (b"TWS1\nattempts 3\nnext 1700003600\nwarned 1\nnotified 0\n"
 put("fuzz_spool", "s-state", b"\1" + STATE)
 put("fuzz_spool", "s-fresh", b"\1TWS1\nattempts 0\nnext 0\nwarned 0\nnotified 0\nr 0 pending \nend\n")
 put("fuzz_spool", "s-bad", b"\1TWS1\nattempts -5\nnext 99999999999999999999\nr 7 sent x\nr -1 sent\nr 1\n")
+
+
+# ---- lib/smtp.c: replies (EHLO of Postfix, Stalwart-like), paths, content --
+REPLIES = {
+    "postfix-ehlo": "220 mx.example.test ESMTP Postfix (Debian/GNU)\r\n250-mx.example.test\r\n"
+                    "250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n"
+                    "250-XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT\r\n"
+                    "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
+                    "250 CHUNKING\r\n",
+    "auth": "250-smarthost.test\r\n250-AUTH PLAIN LOGIN CRAM-MD5\r\n250-AUTH=LOGIN\r\n250 SIZE\r\n"
+            "334 VXNlcm5hbWU6\r\n235 2.7.0 Authentication successful\r\n",
+    "errors": "550-5.1.1 first\r\n550 5.1.1 <x@y>: Recipient address rejected\r\n"
+              "451 4.7.1 Greylisted\r\n421 4.4.2 mx.example.test Error: timeout exceeded\r\n"
+              "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4XyZ\r\n",
+    "bad": "250-a\r\n251 b\r\n25\r\n250 c\n2500 d\r\n250-" + "x" * 600 + "\r\n250 e\r\n",
+}
+for name, r in REPLIES.items():
+    put("fuzz_smtp", "r-" + name, b"\0" + r.encode())
+for i, p in enumerate(["FROM:<a@example.org> SIZE=100 BODY=8BITMIME SMTPUTF8",
+                       "FROM:<>", "TO:<@r1,@r2:u@x.test>", "FROM: <\"q x\\\"y\"@b.example> AUTH=<>",
+                       "TO:<postmaster>", "FROM:<a@[192.0.2.1]> RET=HDRS ENVID=x+2By",
+                       "FROM:<us\u00e9r@ex\u00e4mple.test> SMTPUTF8", "TO:<a@b> NOTIFY=NEVER ORCPT=rfc822;a@b"]):
+    put("fuzz_smtp", "p-%d" % i, b"\1" + p.encode())
+put("fuzz_smtp", "c-body", b"\2Subject: x\r\n\r\n.hello\r\n..\r\n.\r\nlast\r\n")
+put("fuzz_smtp", "c-bare", b"\2a\nb\r.c\r\n.\n")
+put("fuzz_smtp", "v-ehlo", b"\3EHLO [IPv6:2001:db8::1]")
+put("fuzz_smtp", "v-helo", b"\3HELO  client.example.org")
+
+
+# ---- Redis: SELECT, get, set NX, incr_many, incr, del, get (RESP) --------
+RESP = {
+    "normal": "+OK\r\n*2\r\n$3\r\nabc\r\n:120\r\n+OK\r\n*2\r\n:1\r\n:5\r\n*1\r\n:0\r\n:1\r\n*-1\r\n",
+    "nil": "+OK\r\n$-1\r\n$-1\r\n*2\r\n:0\r\n:0\r\n*1\r\n:0\r\n:0\r\n$-1\r\n",
+    "errors": "+OK\r\n-ERR wrong\r\n-OOM command not allowed\r\n*2\r\n$1\r\nx\r\n:1\r\n"
+              "-READONLY\r\n:1\r\n*2\r\n$100\r\nshort\r\n:1\r\n",
+    "select-fails": "-ERR DB index is out of range\r\n",
+    "big": "+OK\r\n*2\r\n$70\r\n" + "v" * 70 + "\r\n:-1\r\n+OK\r\n*3\r\n:1\r\n:2\r\n:3\r\n"
+           "*1\r\n$1\r\n5\r\n:0\r\n*2\r\n$5\r\nabcde\r\n:9\r\n",
+    "resp3": "+OK\r\n%1\r\n+a\r\n:1\r\n_\r\n#t\r\n,1.5\r\n(12345678901234567890\r\n=5\r\ntxt:x\r\n",
+}
+for name, r in RESP.items():
+    put("fuzz_redis", name, r)
+
+
+# ---- configs: the samples and every config file the integration tests write
+def configs():
+    import glob
+    import re
+    for name in ("gate.conf", "smarthost.conf"):
+        yield name, open(os.path.join(ROOT, name), "rb").read()
+    start = re.compile(r"""cat\s+>\s*"?[^"\s]*?([\w.-]*conf)"?\s+<<-?\s*'?(\w+)'?""")
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "integration", "*.sh"))):
+        lines = open(path, encoding="utf-8", errors="replace").read().split("\n")
+        i, n = 0, 0
+        while i < len(lines):
+            m = start.search(lines[i])
+            i += 1
+            if not m:
+                continue
+            body = []
+            while i < len(lines) and lines[i].strip() != m.group(2):
+                body.append(lines[i])
+                i += 1
+            n += 1
+            yield "%s-%d" % (os.path.basename(path).replace(".sh", ""), n), ("\n".join(body) + "\n").encode()
+
+
+for name, text in configs():
+    if b"/dev" in text or b"/proc" in text or b"/sys" in text or len(text) > 16000:
+        continue
+    for sel in range(4):
+        put("fuzz_config", "%d-%s" % (sel, name), bytes([sel]) + text)
+put("fuzz_config", "0-grammar", b"\0# comment\nname = x # not a comment\ncount = 7\ntimeout = 5m\n"
+    b"size = 10K\nflag = yes\nmode = enforce\nlist = a, b ,c\n  continued\nrequired = %{env:TW_FUZZ_ENV}%\n"
+    b"limit[192.0.2.0/24] = 1\nlimit[x] = 2\n")
+
+
+# ---- tailwart-milter callbacks: HELO, MAIL, RCPT lines, then a message ----
+def milterd(headers, body="hello\r\n", env="client.example.org\n<a@example.org>\n<user@mx.fuzz.test>\n"):
+    return (env + "".join(h + "\r\n" for h in headers) + "\r\n" + body).encode()
+
+
+BASE = ["From: a@example.org", "To: user@mx.fuzz.test", "Subject: test", "Message-ID: <1@example.org>"]
+put("fuzz_milterd", "plain", milterd(BASE))
+put("fuzz_milterd", "plain-even", milterd(BASE + ["X-Pad: x"]))
+put("fuzz_milterd", "ar-other", milterd(["Authentication-Results: other.test; spf=pass"] + BASE))
+put("fuzz_milterd", "ar-forged", milterd(["Authentication-Results: mx.fuzz.test; spf=pass smtp.mailfrom=ceo"] + BASE))
+put("fuzz_milterd", "dkim", milterd(["DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org; "
+                                      "s=sel; h=from:to:subject; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; "
+                                      "b=dGVzdA=="] + BASE, body="hello\r\n.\r\n\r\n"))
+put("fuzz_milterd", "null-sender", milterd(BASE, env="h\n<>\n<u@x>\n"))
+# defect 5 of issue 8 (many forged A-R, comment or quoted authserv-id) is in
+# tests/fuzz/crashes/ until the fix is merged
