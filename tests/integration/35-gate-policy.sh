@@ -118,18 +118,20 @@ expect "msg rate: 4th message in the window: 451 4.7.1" "451 4\.7\.1" 192.0.2.77
 sw 192.0.2.40 a@pass.spf.test >/dev/null
 sw 192.0.2.40 a@pass.spf.test >/dev/null
 expect "per-network override conn 2/1m: 3rd connection 421 4.7.0" "421 4\.7\.0" 192.0.2.40 a@pass.spf.test
-python3 - <<'PY' &
-import socket, time
+python3 - "$T/held1" <<'PY' &
+import socket, sys, time
 s = socket.socket(); s.bind(("192.0.2.41", 0)); s.connect(("192.0.2.1", 25025))
 s.settimeout(10); buf = b""
 while b"220 " not in buf:
     d = s.recv(1000)
     if not d: break
     buf += d
-s.sendall(b"EHLO hold.example\r\n"); time.sleep(6); s.close()
+s.sendall(b"EHLO hold.example\r\n"); s.recv(1000)
+open(sys.argv[1], "w").write("held\n"); time.sleep(6); s.close()
 PY
 holder=$!
-sleep 2.5
+# the session is held once the gate answered its EHLO (not after a guessed sleep)
+tw_wait_file_grep "$T/held1" held 15 || tw_fail "concurrency 1: the holder got its EHLO reply" "no reply within 15 s"
 expect "concurrency 1: a second session while one is open gets 421 4.7.0" "421 4\.7\.0" 192.0.2.41 a@pass.spf.test
 wait $holder 2>/dev/null
 
@@ -138,13 +140,14 @@ wait $holder 2>/dev/null
 tw_gate_conf "$T/busy.conf" listen=$G:25026 backend=127.0.0.1:26026 workers_min=1 workers_max=1 \
 	pid_file="$T/busy.pid" store="lmdb:$T/busy.lmdb" spf_action=ignore
 tw_start_gate "$T/busy.conf" busy >/dev/null
-python3 - <<'PY' &
-import socket, time
+python3 - "$T/held2" <<'PY' &
+import socket, sys, time
 s = socket.socket(); s.bind(("192.0.2.42", 0)); s.connect(("192.0.2.1", 25026))
-s.settimeout(10); s.recv(1000); s.sendall(b"EHLO hold.example\r\n"); time.sleep(9); s.close()
+s.settimeout(10); s.recv(1000); s.sendall(b"EHLO hold.example\r\n"); s.recv(1000)
+open(sys.argv[1], "w").write("held\n"); time.sleep(9); s.close()
 PY
 holder=$!
-sleep 1.5
+tw_wait_file_grep "$T/held2" held 15 || tw_fail "every worker busy: the holder got its EHLO reply" "no reply within 15 s"
 t0=$(date +%s)
 tw_swaks --server $G:25026 --local-interface 192.0.2.43 --from a@pass.spf.test --to user@example.test
 r=$(tw_swaks_reply)
