@@ -9,7 +9,8 @@
  * one thread; libopendkim calls these from the message's thread and
  * gives us no per-connection handle). libopendkim reads a raw DNS
  * answer: a real one is copied; NXDOMAIN and "no such record" become a
- * bare 12-byte header with that rcode and no records (its "no key");
+ * header with that rcode, the question (libopendkim checks its type and
+ * class) and no records: libopendkim's "no key" (dkim=permerror);
  * a timeout or SERVFAIL is a failed query (dkim=temperror).
  *
  * The service handle given to libopendkim is the (read-only) settings.
@@ -28,7 +29,40 @@ struct mdns_query {
 	int			 done;
 	enum policy_dns_status	 status;
 	int			 wait_ms;
+	char			 name[256];	/* the question */
 };
+
+/* An answer with no records: header (rcode), question name TXT IN. */
+static size_t
+mdns_empty_answer(const char *name, int rcode, unsigned char *buf, size_t cap)
+{
+	size_t o = 12;
+	const char *p = name;
+
+	if (cap < 12 + 2 + 4 + strlen(name))
+		return 0;
+	memset(buf, 0, 12);
+	buf[2] = 0x80;			/* QR */
+	buf[3] = (unsigned char)rcode;
+	buf[5] = 1;			/* qdcount */
+	while (*p) {
+		const char *dot = strchr(p, '.');
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+
+		if (n == 0 || n > 63)
+			return 0;
+		buf[o++] = (unsigned char)n;
+		memcpy(buf + o, p, n);
+		o += n;
+		p += n + (dot != NULL);
+	}
+	buf[o++] = 0;
+	buf[o++] = 0;
+	buf[o++] = 16;			/* TXT */
+	buf[o++] = 0;
+	buf[o++] = 1;			/* IN */
+	return o;
+}
 
 static void
 mdns_done(void *arg, enum policy_dns_status status, const unsigned char *abuf,
@@ -46,12 +80,9 @@ mdns_done(void *arg, enum policy_dns_status status, const unsigned char *abuf,
 			memcpy(q->buf, abuf, (size_t)alen);
 			q->len = (size_t)alen;
 		}
-	} else if ((status == DNS_NXDOMAIN || status == DNS_NODATA) && q->cap >= 12) {
-		memset(q->buf, 0, 12);
-		q->buf[2] = 0x80;				/* QR */
-		q->buf[3] = status == DNS_NXDOMAIN ? 3 : 0;	/* rcode */
-		q->len = 12;
-	}
+	} else if (status == DNS_NXDOMAIN || status == DNS_NODATA)
+		q->len = mdns_empty_answer(q->name, status == DNS_NXDOMAIN ? 3 : 0, q->buf,
+		    q->cap);
 }
 
 static int
@@ -66,6 +97,11 @@ mdns_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 		return DKIM_DNS_ERROR;
 	q->buf = buf;
 	q->cap = buflen;
+	if (snprintf(q->name, sizeof q->name, "%s", (const char *)query) >=
+	    (int)sizeof q->name) {
+		free(q);
+		return DKIM_DNS_ERROR;
+	}
 	q->status = DNS_TEMPFAIL;
 	q->wait_ms = (int)(s->pc.dns_timeout_ms * (s->pc.dns_tries ? s->pc.dns_tries : 1));
 	if (policy_dns_open(s->pc.resolver, s->pc.dns_timeout_ms, s->pc.dns_tries, &q->dns,

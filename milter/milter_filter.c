@@ -15,6 +15,7 @@
  *   data     a greylisting refusal owed by a replaying MTA (below)
  *   eom      prepends "Authentication-Results: ID; spf=...; dkim=..." and,
  *            with received_spf_header = yes, Received-SPF
+ *   abort    ends the message; close gives the concurrency slot back.
  *
  * Stalwart ({daemon_name} "Stalwart ...") opens a connection per stage
  * and replays the session on it: its session ({client_addr} and
@@ -25,7 +26,6 @@
  * the raw message with the headers (DKIM reads them from there); A-R is
  * sent on one line (Stalwart stores header values verbatim: a fold would
  * become a bare LF).
- *   abort    ends the message; close gives the concurrency slot back.
  *
  * State: struct milter_conn per connection via smfi_setpriv, allocated in
  * negotiate (or connect), freed in close. The runtime (settings, store,
@@ -472,13 +472,14 @@ mf_body(SMFICTX *ctx, unsigned char *p, size_t len)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	if (!c->body_seen++ && c->dkim && (c->stalwart || mf_body_has_headers(c, p, len))) {
+	if (!c->body_seen && c->dkim && (c->stalwart || mf_body_has_headers(c, p, len))) {
 		/* the headers are in the body: verify from the raw block */
 		milter_dkim_free(c->dkim);
 		c->dkim = milter_dkim_start(milter_rt->dkim, c->id);
 		c->dkim_failed = 0;
 		c->raw.state = RAWHDR_COLLECT;
 	}
+	c->body_seen = 1;
 	if (c->dkim && !c->dkim_failed && (c->raw.state != RAWHDR_OFF ?
 	    milter_dkim_raw_body(c->dkim, &c->raw, p, len) :
 	    milter_dkim_body(c->dkim, p, len)) != 0)

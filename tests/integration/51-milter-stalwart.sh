@@ -139,6 +139,14 @@ for st in data $ALL; do
 		onelineck "$T/dkim/out.$k.eml"
 done
 
+# a selector with no key record (NXDOMAIN from unbound): permerror, not temperror
+sed 's/ s=sel;/ s=gone;/' "$T/dkim/signed.eml" >"$T/dkim/nokey.eml"
+n="dkim: no key record gives dkim=permerror"
+sw "$n" --client 192.0.2.40:51009 --from a@pass.spf.test --rcpt user@example.test \
+	--msg "$T/dkim/nokey.eml" --out "$T/dkim/out.nokey.eml"
+grep -Eq 'dkim=permerror header.d=example.test header.s=gone' "$T/dkim/out.nokey.eml" && tw_ok "$n" ||
+	{ tw_fail "$n"; grep '^Authentication-Results' "$T/dkim/out.nokey.eml" | sed 's/^/    | /'; }
+
 # an MTA that is not Stalwart but also sends the headers in the body: found
 # by the body starting with the first header already received
 n="dkim: header block in the body found without {daemon_name}"
