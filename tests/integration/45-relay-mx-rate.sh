@@ -93,7 +93,8 @@ rl_log_wait dead2 "$id to=<user@example.test> relay=localhost\[127\.0\.0\.1\]:$S
 	tw_fail "failover to the second smarthost" "$(tail -n 3 "$T/dead2.log")"
 rl_stop dead2
 
-# rate_limit = 2/1s: 10 messages take about 4 s or more to leave
+# rate_limit = 2/1s: 10 messages take about 4 s or more to leave (the upper
+# bound only catches a stuck queue: swaks itself is slow on a loaded machine)
 rl_conf "$T/rate.conf" "listen=127.0.0.1:27607" "smarthost=[localhost]:$SH" \
 	"spool_dir=$T/spool-rate" "rate_limit=2/1s"
 rl_start "$T/rate.conf" rate || { tw_fail "relay start"; tw_summary; exit 1; }
@@ -110,7 +111,7 @@ span=$(python3 -c "import sys
 def s(t): h,m,x=t.split(':'); return int(h)*3600+int(m)*60+float(x)
 print('%.1f' % (s('$last') - s('$first')))")
 echo "# rate_limit=2/1s: 10 messages sent over ${span}s (first to last delivery)"
-if python3 -c "import sys; sys.exit(0 if 3.0 <= $span <= 12.0 else 1)"; then
+if python3 -c "import sys; sys.exit(0 if 3.0 <= $span <= 25.0 else 1)"; then
 	tw_ok "rate_limit paces deliveries (${span}s for 10 at 2/s)"
 else
 	tw_fail "rate_limit paces deliveries" "10 messages in ${span}s"
