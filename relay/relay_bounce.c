@@ -94,6 +94,23 @@ copy_headers(struct relay_spool_writer *w, const struct relay_msg *m, int fd)
 		relay_spool_write(w, "\r\n", 2);
 }
 
+/* Whether a recipient belongs in a report of this kind (RFC 3461 NOTIFY:
+ * not given = failure and delay reports). */
+static int
+reported(const struct relay_rcpt *r, enum relay_dsn_kind kind)
+{
+	switch (kind) {
+	case RELAY_DSN_FAILED:
+		return r->status == RELAY_R_BOUNCED &&
+		    (r->notify == 0 || (r->notify & RELAY_NOTIFY_FAILURE));
+	case RELAY_DSN_DELAYED:
+		return r->status == RELAY_R_PENDING &&
+		    (r->notify == 0 || (r->notify & RELAY_NOTIFY_DELAY));
+	default:
+		return r->relayed && (r->notify & RELAY_NOTIFY_SUCCESS);
+	}
+}
+
 enum relay_dsn_result
 relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
     int fd, enum relay_dsn_kind kind, const char *remote_mta,
@@ -108,8 +125,7 @@ relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
 	if (m->from == NULL || m->from[0] == '\0')
 		return RELAY_DSN_NONE;
 	for (size_t i = 0; i < m->nrcpts; i++)
-		if ((kind == RELAY_DSN_FAILED && m->rcpts[i].status == RELAY_R_BOUNCED) ||
-		    (kind == RELAY_DSN_DELAYED && m->rcpts[i].status == RELAY_R_PENDING))
+		if (reported(&m->rcpts[i], kind))
 			n++;
 	if (n == 0)
 		return RELAY_DSN_NONE;
@@ -125,7 +141,8 @@ relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
 	wprintf_(w, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
 	wprintf_(w, "To: <%s>\r\n", rcpt);
 	wprintf_(w, "Subject: %s\r\n", kind == RELAY_DSN_FAILED ?
-	    "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)");
+	    "Undelivered Mail Returned to Sender" : kind == RELAY_DSN_DELAYED ?
+	    "Delayed Mail (still being retried)" : "Successful Mail Delivery Report");
 	wprintf_(w, "Date: %s\r\nMessage-ID: <%s.%s@%s>\r\n", date, w->id, m->id, host);
 	wprintf_(w, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
 	wprintf_(w, "Content-Type: multipart/report; report-type=delivery-status;\r\n"
@@ -139,13 +156,15 @@ relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
 	if (kind == RELAY_DSN_FAILED)
 		wprintf_(w, "Your message could not be delivered to one or more\r\n"
 		    "recipients. It is attached below.\r\n\r\n");
+	else if (kind == RELAY_DSN_RELAYED)
+		wprintf_(w, "Your message was relayed to a mail system that does not\r\n"
+		    "report delivery; no further notification will be sent.\r\n\r\n");
 	else
 		wprintf_(w, "Your message could not be delivered yet to one or more\r\n"
 		    "recipients. Delivery will be retried; you need not resend it.\r\n\r\n");
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		const struct relay_rcpt *r = &m->rcpts[i];
-		if ((kind == RELAY_DSN_FAILED && r->status != RELAY_R_BOUNCED) ||
-		    (kind == RELAY_DSN_DELAYED && r->status != RELAY_R_PENDING))
+		if (!reported(r, kind))
 			continue;
 		wprintf_(w, "<%s>: %s\r\n", r->addr, r->reply ? r->reply : "(no reply)");
 	}
@@ -155,17 +174,24 @@ relay_bounce_queue(const struct relay_config *cfg, const struct relay_msg *m,
 	wprintf_(w, "Reporting-MTA: dns; %s\r\nX-Tailwart-Queue-ID: %s\r\n", host, m->id);
 	if (m->from[0])
 		wprintf_(w, "X-Tailwart-Sender: rfc822; %s\r\n", m->from);
+	if (m->envid)
+		wprintf_(w, "Original-Envelope-Id: %s\r\n", m->envid);
 	wprintf_(w, "Arrival-Date: %s\r\n", arr);
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		const struct relay_rcpt *r = &m->rcpts[i];
-		if ((kind == RELAY_DSN_FAILED && r->status != RELAY_R_BOUNCED) ||
-		    (kind == RELAY_DSN_DELAYED && r->status != RELAY_R_PENDING))
+		if (!reported(r, kind))
 			continue;
-		relay_bounce_status(r->reply, kind == RELAY_DSN_FAILED ? "5.0.0" : "4.0.0",
-		    st, sizeof(st));
+		if (kind == RELAY_DSN_RELAYED)
+			snprintf(st, sizeof(st), "2.0.0");
+		else
+			relay_bounce_status(r->reply, kind == RELAY_DSN_FAILED ? "5.0.0" : "4.0.0",
+			    st, sizeof(st));
+		if (r->orcpt)
+			wprintf_(w, "\r\nOriginal-Recipient: %s", r->orcpt);
 		/* an expired message's last error may be a 4.x.x: report it as it was */
 		wprintf_(w, "\r\nFinal-Recipient: rfc822; %s\r\nAction: %s\r\nStatus: %s\r\n",
-		    r->addr, kind == RELAY_DSN_FAILED ? "failed" : "delayed", st);
+		    r->addr, kind == RELAY_DSN_FAILED ? "failed" : kind == RELAY_DSN_DELAYED ?
+		    "delayed" : "relayed", st);
 		if (remote_mta && *remote_mta)
 			wprintf_(w, "Remote-MTA: dns; %s\r\n", remote_mta);
 		if (r->reply && r->reply[0] >= '2' && r->reply[0] <= '5')

@@ -6,8 +6,12 @@
  * original headers as text/rfc822-headers) into the spool as a new message
  * from the null sender to m->from, and commits it durably. kind FAILED
  * reports the recipients whose status is RELAY_R_BOUNCED; kind DELAYED
- * (delay_warning) reports the pending ones. It never writes a DSN for a
- * null sender (RELAY_DSN_NONE: nothing to queue).
+ * (delay_warning) reports the pending ones; kind RELAYED (RFC 3461
+ * NOTIFY=SUCCESS handed to a smarthost that does not offer DSN) those
+ * marked `relayed`. A recipient's NOTIFY is honoured: NEVER gets nothing,
+ * a list without FAILURE (DELAY) no failure (delay) report; ENVID and ORCPT
+ * are reported as Original-Envelope-Id and Original-Recipient. It never
+ * writes a DSN for a null sender (RELAY_DSN_NONE: nothing to queue).
  */
 #ifndef RELAY_BOUNCE_H
 #define RELAY_BOUNCE_H
@@ -15,7 +19,7 @@
 #include "relay_config.h"
 #include "relay_spool.h"
 
-enum relay_dsn_kind { RELAY_DSN_FAILED, RELAY_DSN_DELAYED };
+enum relay_dsn_kind { RELAY_DSN_FAILED, RELAY_DSN_DELAYED, RELAY_DSN_RELAYED };
 enum relay_dsn_result {
 	RELAY_DSN_QUEUED,	/* newid set; durable */
 	RELAY_DSN_NONE,		/* null sender or nobody to report */

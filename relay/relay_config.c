@@ -45,7 +45,7 @@ static const struct conf_key relay_schema[] = {
 	{ "max_clients", CT_UINT, "50", OFF(max_clients), NULL, 1, 10000 },
 	{ "batch_size", CT_UINT, "100", OFF(batch_size), NULL, 1, 10000 },
 	{ "rate_limit", CT_STR, CONF_OPTIONAL, OFF(rate_limit_s), NULL, 0, 0 },
-	{ "message_size_limit", CT_SIZE, "50M", OFF(message_size_limit), NULL, 1024, 1ULL << 31 },
+	{ "message_size_limit", CT_SIZE, "100M", OFF(message_size_limit), NULL, 1024, 1ULL << 31 },
 	{ "user", CT_STR, "tailwart", OFF(user), NULL, 0, 0 },
 	{ "hostname", CT_STR, CONF_OPTIONAL, OFF(hostname), NULL, 0, 0 },
 	{ "smtp_timeout", CT_DURATION, "300s", OFF(smtp_timeout), NULL, 1, 3600 },

@@ -390,6 +390,19 @@ send_body(struct relay_conn *c, const struct relay_msg *m, int fd, int stuff)
 	return 0;
 }
 
+/* RCPT, with the RFC 3461 parameters when the smarthost offers DSN. */
+static int
+rcpt_cmd(struct relay_conn *c, const struct relay_rcpt *r)
+{
+	char nl[64] = "";
+
+	if (c->caps.dsn && r->notify)
+		relay_dsn_notify_str(r->notify, nl, sizeof(nl));
+	return io_printf(&c->io, "RCPT TO:<%s>%s%s%s%s\r\n", r->addr,
+	    nl[0] ? " NOTIFY=" : "", nl,
+	    c->caps.dsn && r->orcpt ? " ORCPT=" : "", c->caps.dsn && r->orcpt ? r->orcpt : "");
+}
+
 int
 relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
     struct relay_msg *m, int fd)
@@ -433,12 +446,19 @@ relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 		size_t l = strlen(mailcmd);
 		snprintf(mailcmd + l, sizeof(mailcmd) - l, " SIZE=%llu", size);
 	}
+	if (c->caps.dsn) {
+		size_t l = strlen(mailcmd);
+		snprintf(mailcmd + l, sizeof(mailcmd) - l, "%s%s%s",
+		    m->ret == RELAY_RET_FULL ? " RET=FULL" : m->ret == RELAY_RET_HDRS ? " RET=HDRS" : "",
+		    m->envid ? " ENVID=" : "", m->envid ? m->envid : "");
+	}
+	m->hop_dsn = c->caps.dsn;
 	/* envelope: pipelined when offered */
 	if (io_printf(&c->io, "%s\r\n", mailcmd) != 0)
 		goto lost;
 	if (pipe) {
 		for (size_t k = 0; k < nidx; k++)
-			if (io_printf(&c->io, "RCPT TO:<%s>\r\n", m->rcpts[idx[k]].addr) != 0)
+			if (rcpt_cmd(c, &m->rcpts[idx[k]]) != 0)
 				goto lost;
 		if (!chunking && io_printf(&c->io, "DATA\r\n") != 0)
 			goto lost;
@@ -460,7 +480,7 @@ relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 		accepted[k] = 0;
 		if (!pipe && !mail_ok)
 			break;
-		if (!pipe && io_printf(&c->io, "RCPT TO:<%s>\r\n", m->rcpts[idx[k]].addr) != 0)
+		if (!pipe && rcpt_cmd(c, &m->rcpts[idx[k]]) != 0)
 			goto lost;
 		st = smtp_read_reply(&c->io, &r);
 		if (st != SMTP_R_OK)

@@ -113,6 +113,8 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 		case RELAY_O_SENT:
 			r->status = RELAY_R_SENT;
 			relay_metric_rcpt(RMR_DELIVERED, m->arrival);
+			/* NOTIFY=SUCCESS the smarthost was not told about */
+			r->relayed = !m->hop_dsn && (r->notify & RELAY_NOTIFY_SUCCESS);
 			log_attempt(m, r, relay, "sent");
 			break;
 		case RELAY_O_BOUNCED:
@@ -142,6 +144,12 @@ finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
 			pending++;
 		else if (r->status == RELAY_R_BOUNCED)
 			bounced++;
+	}
+	if (relay_bounce_queue(cfg, m, fd, RELAY_DSN_RELAYED, relay, newid) == RELAY_DSN_QUEUED) {
+		char msg[64];
+		log_info("%s sender relayed notification: %s", m->id, newid);
+		snprintf(msg, sizeof(msg), "new %s", newid);
+		(void)relay_notify(cfg->spool_dir, msg);
 	}
 	if (pending == 0) {
 		if (bounced > 0 && !m->notified) {

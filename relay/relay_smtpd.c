@@ -96,10 +96,15 @@ relay_smtpd_reply(struct smtpd *s, const char *fmt, ...)
 static void
 txn_reset(struct smtpd *s)
 {
-	for (size_t i = 0; i < s->nrcpts; i++)
+	for (size_t i = 0; i < s->nrcpts; i++) {
 		free(s->rcpts[i]);
+		free(s->orcpt[i]);
+		s->orcpt[i] = NULL;
+	}
 	s->nrcpts = 0;
 	s->from[0] = '\0';
+	s->ret = RELAY_RET_NONE;
+	s->envid[0] = '\0';
 	s->utf8 = s->eightbit = 0;
 	if (s->w) {
 		relay_spool_abort(s->w);
@@ -127,13 +132,15 @@ body_begin(struct smtpd *s)
 	char date[64], hdr[1024];
 	time_t now = time(NULL);
 	struct tm tm;
+	struct relay_spool_dsn dsn = { s->ret, s->envid[0] ? s->envid : NULL, s->notify,
+		s->orcpt };
 	int n;
 
 	s->w = malloc(sizeof(*s->w));
 	if (s->w == NULL)
 		return -1;
-	if (relay_spool_create(s->cfg->spool_dir, s->w, s->from, s->utf8, s->eightbit,
-	    s->client, s->rcpts, s->nrcpts) != 0) {
+	if (relay_spool_create_ext(s->cfg->spool_dir, s->w, s->from, s->utf8, s->eightbit,
+	    s->client, s->rcpts, s->nrcpts, &dsn) != 0) {
 		log_err("smtpd client=%s spool create failed: %s", s->client, strerror(errno));
 		free(s->w);
 		s->w = NULL;
@@ -281,7 +288,7 @@ cmd_ehlo(struct smtpd *s, const char *args, int esmtp)
 		reply(s, "250 %s", s->cfg->hostname);
 	else
 		reply(s, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n"
-		    "250-SMTPUTF8\r\n250-CHUNKING\r\n%s%s250 ENHANCEDSTATUSCODES",
+		    "250-SMTPUTF8\r\n250-CHUNKING\r\n250-DSN\r\n%s%s250 ENHANCEDSTATUSCODES",
 		    s->cfg->hostname, s->cfg->message_size_limit,
 		    s->cfg->smtpd_tls && !s->tls ? "250-STARTTLS\r\n" : "",
 		    relay_smtpd_auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n" : "");
@@ -292,11 +299,17 @@ static void
 cmd_mail(struct smtpd *s, char *args)
 {
 	struct smtp_path p;
-	const char *why;
+	const char *why, *envid = NULL;
 	int utf8 = 0, eightbit = 0;
+	enum relay_ret ret = RELAY_RET_NONE;
 
 	if (!s->trusted && !s->authed) {
-		reply(s, "530 5.7.0 Authentication required");
+		/* a temporary failure: a misconfigured client (Stalwart's relay
+		 * route without credentials) must queue and retry, not bounce */
+		log_warn("smtpd client=%s reject reason=no-auth stage=mail reply=\"450 4.7.0\": "
+		    "not in client_networks and not authenticated (check the client's credentials)",
+		    s->client);
+		reply(s, "450 4.7.0 Authentication required");
 		return;
 	}
 	if (smtp_parse_path(args, "FROM:", 1, &p, &why) != 0) {
@@ -323,7 +336,16 @@ cmd_mail(struct smtpd *s, char *args)
 			utf8 = 1;
 		else if (strcmp(k, "AUTH") == 0 && s->authed)
 			;	/* RFC 4954 AUTH=: accepted, not relayed */
-		else {
+		else if (strcmp(k, "RET") == 0 && v && s->esmtp && ret == RELAY_RET_NONE &&
+		    (strcasecmp(v, "FULL") == 0 || strcasecmp(v, "HDRS") == 0))
+			ret = strcasecmp(v, "FULL") == 0 ? RELAY_RET_FULL : RELAY_RET_HDRS;
+		else if (strcmp(k, "ENVID") == 0 && v && s->esmtp && envid == NULL) {
+			if (!relay_dsn_xtext_ok(v, 100)) {
+				reply(s, "501 5.5.4 Bad ENVID parameter");
+				return;
+			}
+			envid = v;
+		} else {
 			reply(s, "555 5.5.4 Unsupported parameter %s", k);
 			return;
 		}
@@ -335,6 +357,8 @@ cmd_mail(struct smtpd *s, char *args)
 	snprintf(s->from, sizeof(s->from), "%s", p.addr);
 	s->utf8 = utf8;
 	s->eightbit = eightbit;
+	s->ret = ret;
+	snprintf(s->envid, sizeof(s->envid), "%s", envid ? envid : "");
 	reply(s, "250 2.1.0 Ok");
 	enter_state(s, ST_MAIL);
 }
@@ -343,15 +367,30 @@ static void
 cmd_rcpt(struct smtpd *s, char *args)
 {
 	struct smtp_path p;
-	const char *why;
+	const char *why, *orcpt = NULL;
+	unsigned notify = 0;
 
 	if (smtp_parse_path(args, "TO:", 0, &p, &why) != 0) {
 		reply(s, "501 5.5.4 %s", why);
 		return;
 	}
-	if (p.nparams > 0) {
-		reply(s, "555 5.5.4 Unsupported parameter %s", p.params[0].key);
-		return;
+	for (size_t i = 0; i < p.nparams; i++) {
+		const char *k = p.params[i].key, *v = p.params[i].value;
+		if (strcmp(k, "NOTIFY") == 0 && v && s->esmtp && notify == 0) {
+			if (relay_dsn_notify_parse(v, &notify) != 0) {
+				reply(s, "501 5.5.4 Bad NOTIFY parameter");
+				return;
+			}
+		} else if (strcmp(k, "ORCPT") == 0 && v && s->esmtp && orcpt == NULL) {
+			if (!relay_dsn_orcpt_ok(v)) {
+				reply(s, "501 5.5.4 Bad ORCPT parameter");
+				return;
+			}
+			orcpt = v;
+		} else {
+			reply(s, "555 5.5.4 Unsupported parameter %s", k);
+			return;
+		}
 	}
 	if (p.addr[0] == '\0' || !smtp_valid_mailbox(p.addr, s->utf8) ||
 	    strchr(p.addr, '@') == NULL) {
@@ -363,10 +402,15 @@ cmd_rcpt(struct smtpd *s, char *args)
 		return;
 	}
 	s->rcpts[s->nrcpts] = strdup(p.addr);
-	if (s->rcpts[s->nrcpts] == NULL) {
+	s->orcpt[s->nrcpts] = orcpt ? strdup(orcpt) : NULL;
+	if (s->rcpts[s->nrcpts] == NULL || (orcpt && s->orcpt[s->nrcpts] == NULL)) {
+		free(s->rcpts[s->nrcpts]);
+		free(s->orcpt[s->nrcpts]);
+		s->orcpt[s->nrcpts] = NULL;
 		reply(s, "451 4.3.0 Out of memory");
 		return;
 	}
+	s->notify[s->nrcpts] = notify;
 	s->nrcpts++;
 	reply(s, "250 2.1.5 Ok");
 	enter_state(s, ST_RCPT);
@@ -682,8 +726,12 @@ relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior)
 	}
 	s.trusted = net_cidr_list_match(&cfg->client_networks, &ss);
 	if (!s.trusted && !relay_config_set(cfg->smtpd_auth_user)) {
-		log_info("smtpd client=%s reject reason=client_networks", s.client);
-		reply(&s, "554 5.7.1 %s: client not in client_networks", s.client);
+		/* 4xx, not 5xx: a client that should be here but is not listed
+		 * (a misconfiguration) queues and retries instead of bouncing */
+		log_warn("smtpd client=%s reject reason=client_networks reply=\"421 4.7.0\": "
+		    "not in client_networks and no smtpd_auth_user (add it to client_networks "
+		    "if it should relay)", s.client);
+		reply(&s, "421 4.7.0 %s: client not in client_networks", s.client);
 		(void)io_flush(&s.io);
 		io_free(&s.io);
 		(void)close(fd);

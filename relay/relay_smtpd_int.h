@@ -44,6 +44,10 @@ struct smtpd {
 	int		 utf8, eightbit;
 	char		*rcpts[RELAY_RCPT_MAX];
 	size_t		 nrcpts;
+	enum relay_ret	 ret;		/* RFC 3461 */
+	char		 envid[101];
+	unsigned	 notify[RELAY_RCPT_MAX];
+	char		*orcpt[RELAY_RCPT_MAX];
 	struct relay_spool_writer *w;
 	off_t		 size;
 	int		 too_big, bad_lf, bad_cr, prev_cr, bdat_failed;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/file.h>
@@ -316,6 +317,15 @@ relay_spool_create(const char *dir, struct relay_spool_writer *w,
     const char *from, int utf8, int eightbit, const char *client,
     char *const *rcpts, size_t nrcpts)
 {
+	return relay_spool_create_ext(dir, w, from, utf8, eightbit, client, rcpts,
+	    nrcpts, NULL);
+}
+
+int
+relay_spool_create_ext(const char *dir, struct relay_spool_writer *w,
+    const char *from, int utf8, int eightbit, const char *client,
+    char *const *rcpts, size_t nrcpts, const struct relay_spool_dsn *dsn)
+{
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
 	w->last2[0] = w->last2[1] = -1;
@@ -325,10 +335,15 @@ relay_spool_create(const char *dir, struct relay_spool_writer *w,
 		return -1;
 	}
 	for (size_t i = 0; i < nrcpts; i++)
-		if (!clean_field(rcpts[i]) || rcpts[i][0] == '\0') {
+		if (!clean_field(rcpts[i]) || rcpts[i][0] == '\0' ||
+		    (dsn && dsn->orcpt && dsn->orcpt[i] && !relay_dsn_orcpt_ok(dsn->orcpt[i]))) {
 			errno = EINVAL;
 			return -1;
 		}
+	if (dsn && dsn->envid && !relay_dsn_xtext_ok(dsn->envid, 100)) {
+		errno = EINVAL;
+		return -1;
+	}
 	for (int tries = 0; tries < 16; tries++) {
 		new_id(w->id);
 		if (relay_pathf(w->path, sizeof(w->path), "%s/incoming/%s", dir, w->id) != 0)
@@ -346,8 +361,20 @@ relay_spool_create(const char *dir, struct relay_spool_writer *w,
 		w_raw(w, "8bit\n", 5);
 	if (client)
 		w_printf(w, "client %s\n", client);
-	for (size_t i = 0; i < nrcpts; i++)
+	if (dsn && dsn->ret != RELAY_RET_NONE)
+		w_printf(w, "ret %s\n", dsn->ret == RELAY_RET_FULL ? "FULL" : "HDRS");
+	if (dsn && dsn->envid)
+		w_printf(w, "envid %s\n", dsn->envid);
+	for (size_t i = 0; i < nrcpts; i++) {
 		w_printf(w, "rcpt %s\n", rcpts[i]);
+		if (dsn && dsn->notify && dsn->notify[i]) {
+			char nl[64];
+			relay_dsn_notify_str(dsn->notify[i], nl, sizeof(nl));
+			w_printf(w, "notify %s\n", nl);
+		}
+		if (dsn && dsn->orcpt && dsn->orcpt[i])
+			w_printf(w, "orcpt %s\n", dsn->orcpt[i]);
+	}
 	w_raw(w, "data\n", 5);
 	w->body_off = w->off;
 	if (w->failed) {
@@ -363,6 +390,9 @@ relay_spool_write(struct relay_spool_writer *w, const void *p, size_t len)
 {
 	const unsigned char *s = p;
 
+	for (size_t i = 0; i < len && !w->body8; i++)
+		if (s[i] & 0x80)
+			w->body8 = 1;
 	if (len >= 2) {
 		w->last2[0] = s[len - 2];
 		w->last2[1] = s[len - 1];
@@ -397,6 +427,8 @@ relay_spool_commit(const char *dir, struct relay_spool_writer *w,
 	char qpath[4096], qdir[4096];
 	off_t t = w->off;
 
+	if (w->body8)
+		w_raw(w, "8bit\n", 5);
 	if (dkim && dkim_len > 0) {
 		w_printf(w, "dkim %zu\n", dkim_len);
 		w_raw(w, dkim, dkim_len);
@@ -485,8 +517,10 @@ relay_msg_free(struct relay_msg *m)
 {
 	free(m->from);
 	free(m->client);
+	free(m->envid);
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
+		free(m->rcpts[i].orcpt);
 		free(m->rcpts[i].reply);
 	}
 	free(m->rcpts);
@@ -603,4 +637,84 @@ relay_spool_corrupt(const char *dir, enum relay_spool_dir from, const char *id)
 		return -1;
 	(void)unlink(a);	/* a stale state is harmless; recovery removes it */
 	return relay_fsync_dir(bd);
+}
+
+/* ---- RFC 3461 parameters --------------------------------------------------- */
+
+int
+relay_dsn_xtext_ok(const char *s, size_t max)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '+') {
+			if (i + 2 >= n || strchr(hex, s[i + 1]) == NULL || strchr(hex, s[i + 2]) == NULL)
+				return 0;
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=')
+			return 0;
+	}
+	return 1;
+}
+
+int
+relay_dsn_orcpt_ok(const char *s)
+{
+	const char *semi = strchr(s, ';');
+
+	if (semi == NULL || semi == s || strlen(s) > 500)
+		return 0;
+	for (const char *p = s; p < semi; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-'))
+			return 0;
+	return relay_dsn_xtext_ok(semi + 1, 500);
+}
+
+int
+relay_dsn_notify_parse(const char *s, unsigned *flags)
+{
+	char buf[64], *tok, *save = NULL;
+	unsigned f = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	if (strcasecmp(s, "NEVER") == 0) {
+		*flags = RELAY_NOTIFY_NEVER;
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (strcasecmp(tok, "SUCCESS") == 0)
+			f |= RELAY_NOTIFY_SUCCESS;
+		else if (strcasecmp(tok, "FAILURE") == 0)
+			f |= RELAY_NOTIFY_FAILURE;
+		else if (strcasecmp(tok, "DELAY") == 0)
+			f |= RELAY_NOTIFY_DELAY;
+		else
+			return -1;
+	}
+	if (f == 0)
+		return -1;
+	*flags = f;
+	return 0;
+}
+
+void
+relay_dsn_notify_str(unsigned flags, char *out, size_t outlen)
+{
+	if (flags & RELAY_NOTIFY_NEVER) {
+		snprintf(out, outlen, "NEVER");
+		return;
+	}
+	snprintf(out, outlen, "%s%s%s%s%s",
+	    flags & RELAY_NOTIFY_SUCCESS ? "SUCCESS" : "",
+	    (flags & RELAY_NOTIFY_SUCCESS) && (flags & (RELAY_NOTIFY_FAILURE | RELAY_NOTIFY_DELAY)) ? "," : "",
+	    flags & RELAY_NOTIFY_FAILURE ? "FAILURE" : "",
+	    (flags & RELAY_NOTIFY_FAILURE) && (flags & RELAY_NOTIFY_DELAY) ? "," : "",
+	    flags & RELAY_NOTIFY_DELAY ? "DELAY" : "");
 }

@@ -12,8 +12,13 @@
  *
  * Queue file (text records, then the raw message, then a trailer):
  *   "TWQ1\n" "id ID\n" "time EPOCH\n" "from ADDR\n" ["utf8\n"] ["8bit\n"]
- *   ["client IP\n"] "rcpt ADDR\n"... "data\n" MESSAGE(CRLF, unstuffed)
- *   trailer at offset T: ["dkim LEN\n" BYTES "\n"] "end %016llx\n" (T)
+ *   ["client IP\n"] ["ret FULL|HDRS\n"] ["envid XTEXT\n"]
+ *   ("rcpt ADDR\n" ["notify LIST\n"] ["orcpt TYPE;XTEXT\n"])...
+ *   "data\n" MESSAGE(CRLF, unstuffed)
+ *   trailer at offset T: ["8bit\n"] ["dkim LEN\n" BYTES "\n"] "end %016llx\n" (T)
+ * notify/orcpt (RFC 3461 DSN parameters) belong to the rcpt before them;
+ * the "8bit" trailer says the message holds bytes over 127 (seen while it
+ * was spooled, whatever the client declared).
  * The final "end" record, fixed width, is written last and fsynced with
  * the rest: a file without it is torn and goes to corrupt/.
  *
@@ -39,8 +44,18 @@
 
 enum relay_rstatus { RELAY_R_PENDING, RELAY_R_SENT, RELAY_R_BOUNCED };
 
+/* RFC 3461 NOTIFY (0 = not given: the default, failure and delay) */
+#define RELAY_NOTIFY_SUCCESS	0x1
+#define RELAY_NOTIFY_FAILURE	0x2
+#define RELAY_NOTIFY_DELAY	0x4
+#define RELAY_NOTIFY_NEVER	0x8
+enum relay_ret { RELAY_RET_NONE, RELAY_RET_FULL, RELAY_RET_HDRS };
+
 struct relay_rcpt {
 	char			*addr;
+	unsigned		 notify;	/* RELAY_NOTIFY_*, 0 = not given */
+	char			*orcpt;		/* "rfc822;xtext" as given, or NULL */
+	int			 relayed;	/* sent this attempt to a hop without DSN */
 	enum relay_rstatus	 status;
 	char			*reply;		/* last reply/diagnostic, or NULL */
 	int			 outcome;	/* this attempt (enum relay_outcome), not stored */
@@ -54,6 +69,9 @@ struct relay_msg {
 	char			*from;		/* "" = null sender */
 	char			*client;	/* IP of the submitting client, or NULL */
 	int			 utf8, eightbit;
+	enum relay_ret		 ret;		/* RFC 3461 RET */
+	int			 hop_dsn;	/* the smarthost took the DSN parameters (this attempt) */
+	char			*envid;		/* RFC 3461 ENVID (xtext), or NULL */
 	struct relay_rcpt	*rcpts;
 	size_t			 nrcpts;
 	off_t			 body_off;	/* message bytes in the queue file */
@@ -80,7 +98,23 @@ struct relay_spool_writer {
 	int	 failed;	/* a write failed (ENOSPC...); errno kept in err */
 	int	 err;
 	int	 last2[2];	/* last two body bytes, -1 if none */
+	int	 body8;		/* a byte over 127 was written */
 };
+
+/* The DSN parameters of a new message (relay_spool_create_ext). */
+struct relay_spool_dsn {
+	enum relay_ret	 ret;
+	const char	*envid;		/* or NULL */
+	const unsigned	*notify;	/* per recipient, or NULL */
+	char *const	*orcpt;		/* per recipient (entries may be NULL), or NULL */
+};
+/* RFC 3461 syntax checks: 1 if valid. */
+int  relay_dsn_xtext_ok(const char *s, size_t max);
+int  relay_dsn_orcpt_ok(const char *s);
+/* "NEVER" / "SUCCESS,FAILURE,DELAY" into flags; -1 if invalid. */
+int  relay_dsn_notify_parse(const char *s, unsigned *flags);
+/* Flags back into the parameter's text. */
+void relay_dsn_notify_str(unsigned flags, char *out, size_t outlen);
 
 int  relay_spool_init(const char *dir, uid_t uid, gid_t gid);
 /* Drop stale incoming/ files and state files without a message. */
@@ -91,6 +125,10 @@ int  relay_spool_valid_id(const char *id);
 int  relay_spool_create(const char *dir, struct relay_spool_writer *w,
 	    const char *from, int utf8, int eightbit, const char *client,
 	    char *const *rcpts, size_t nrcpts);
+/* The same with RFC 3461 parameters (dsn may be NULL). */
+int  relay_spool_create_ext(const char *dir, struct relay_spool_writer *w,
+	    const char *from, int utf8, int eightbit, const char *client,
+	    char *const *rcpts, size_t nrcpts, const struct relay_spool_dsn *dsn);
 /* Append message bytes (buffered); errors are sticky, reported by finish. */
 void relay_spool_write(struct relay_spool_writer *w, const void *p, size_t len);
 /* Flush the buffer (body complete, before DKIM reads it back). 0 / -1. */

@@ -138,6 +138,35 @@ relay_spool_read(int fd, struct relay_msg *m, const char **why)
 			m->utf8 = 1;
 		} else if (strcmp(p, "8bit") == 0) {
 			m->eightbit = 1;
+		} else if (strncmp(p, "ret ", 4) == 0) {
+			if (strcmp(p + 4, "FULL") != 0 && strcmp(p + 4, "HDRS") != 0) {
+				*why = "bad ret";
+				goto bad;
+			}
+			m->ret = p[4] == 'F' ? RELAY_RET_FULL : RELAY_RET_HDRS;
+		} else if (strncmp(p, "envid ", 6) == 0) {
+			if (!relay_dsn_xtext_ok(p + 6, 100)) {
+				*why = "bad envid";
+				goto bad;
+			}
+			free(m->envid);
+			if ((m->envid = strdup(p + 6)) == NULL)
+				goto oom;
+		} else if (strncmp(p, "notify ", 7) == 0) {
+			if (m->nrcpts == 0 ||
+			    relay_dsn_notify_parse(p + 7, &m->rcpts[m->nrcpts - 1].notify) != 0) {
+				*why = "bad notify";
+				goto bad;
+			}
+		} else if (strncmp(p, "orcpt ", 6) == 0) {
+			struct relay_rcpt *r = m->nrcpts ? &m->rcpts[m->nrcpts - 1] : NULL;
+			if (r == NULL || !relay_dsn_orcpt_ok(p + 6)) {
+				*why = "bad orcpt";
+				goto bad;
+			}
+			free(r->orcpt);
+			if ((r->orcpt = strdup(p + 6)) == NULL)
+				goto oom;
 		} else if (strncmp(p, "rcpt ", 5) == 0) {
 			if (add_rcpt(m, p + 5) != 0) {
 				*why = "too many recipients";
@@ -160,10 +189,22 @@ relay_spool_read(int fd, struct relay_msg *m, const char **why)
 		goto bad;
 	}
 	m->body_len = (off_t)t - m->body_off;
-	/* trailer: optional dkim record between T and the end record */
+	/* trailer: optional 8bit and dkim records between T and the end record */
 	{
 		size_t tl = (size_t)(st.st_size - END_LEN - (off_t)t);
 		char *tr;
+		if (tl >= 5) {
+			char r8[5];
+			if (relay_spool_pread(fd, r8, 5, (off_t)t) != 0) {
+				*why = "read error";
+				goto bad;
+			}
+			if (memcmp(r8, "8bit\n", 5) == 0) {
+				m->eightbit = 1;
+				t += 5;
+				tl -= 5;
+			}
+		}
 		if (tl > 0) {
 			if (tl > 65536) {
 				*why = "trailer too long";

@@ -1,7 +1,7 @@
 #!/bin/bash
 # 46-relay-auth: the receiver's optional STARTTLS + AUTH PLAIN/LOGIN for
 # clients outside client_networks: AUTH is never offered in clear, MAIL
-# needs AUTH (530), wrong credentials get 535, right ones relay; clients in
+# needs AUTH (450 4.7.0: a temporary failure, the client retries), wrong credentials get 535, right ones relay; clients in
 # client_networks still need nothing; without smtpd_auth_user an outside
 # client is refused at connect (covered by 40-relay-basic).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # tests/run uses sh
@@ -35,7 +35,7 @@ tw_chat_expect "no AUTH in clear; MAIL needs AUTH" -b 127.0.0.1 127.0.0.1 $RP <<
 > AUTH PLAIN AGNsaWVudEBleGFtcGxlLnRlc3QAY2wjaWVudCBwdw==
 < 502
 > MAIL FROM:<client@example.test>
-< 530 5\.7\.0
+< 450 4\.7\.0
 > STARTTLS
 < 220
 starttls
@@ -44,7 +44,7 @@ starttls
 <+ 250.AUTH PLAIN LOGIN
 <- 250.STARTTLS
 > MAIL FROM:<client@example.test>
-< 530 5\.7\.0
+< 450 4\.7\.0
 > AUTH PLAIN AGNsaWVudEBleGFtcGxlLnRlc3QAd3Jvbmc=
 < 535 5\.7\.8
 > AUTH PLAIN
@@ -89,4 +89,6 @@ grep -q 'auth=client@example.test' "$T/relay.log" && tw_ok "AUTH logged (user on
 	tw_fail "AUTH logged"
 grep -q 'cl#ient' "$T/relay.log" && tw_fail "password never logged" || tw_ok "password never logged"
 rl_stop relay
+grep -q 'warning: smtpd client=127.0.0.1 reject reason=no-auth stage=mail reply="450 4.7.0"' "$T/relay.log" &&
+	tw_ok "MAIL without AUTH logged as a warning" || tw_fail "MAIL without AUTH logged as a warning"
 tw_summary
