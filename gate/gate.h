@@ -153,5 +153,8 @@ int  gate_inproxy_read(int fd, int timeout_ms, struct sockaddr_storage *peer,
 enum proxy_status gate_inproxy_feed(int fd, unsigned char *buf, size_t *len,
 	    struct sockaddr_storage *peer, struct sockaddr_storage *local, size_t *used,
 	    const char **why, int *closed);
+/* The src/dst pair of an outbound PROXY header (mixed families mapped). */
+void gate_inproxy_pair(struct proxy_info *pi, const struct sockaddr_storage *peer,
+	    const struct sockaddr_storage *local);
 
 #endif

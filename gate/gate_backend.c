@@ -43,8 +43,7 @@ send_proxy_header(struct gate_session *s)
 	ssize_t n, w;
 
 	memset(&pi, 0, sizeof(pi));
-	pi.src = s->peer;
-	pi.dst = s->local;
+	gate_inproxy_pair(&pi, &s->peer, &s->local);
 	if (s->tls) {
 		pi.ssl = 1;
 		snprintf(pi.ssl_version, sizeof(pi.ssl_version), "%s", s->tls_version);
@@ -71,10 +70,37 @@ backend_ehlo(struct gate_session *s, struct smtp_reply *r)
 	return st;
 }
 
+/* RFC 1891 xtext, as XCLIENT attribute values are sent (Postfix's
+ * XCLIENT_README): '+', '=' and bytes outside '!'..'~' become "+HH".
+ * Returns 0, or -1 when out does not hold the result. */
+static int
+xtext(const char *in, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		if (*p < '!' || *p > '~' || *p == '+' || *p == '=') {
+			if (o + 4 > outlen)
+				return -1;
+			out[o++] = '+';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		} else {
+			if (o + 2 > outlen)
+				return -1;
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = '\0';
+	return 0;
+}
+
 static int
 xclient(struct gate_session *s, struct smtp_reply *r)
 {
-	char cmd[600];
+	char helo[sizeof(s->helo) * 3];
+	char cmd[1200];
 	const char *a = s->be.caps.xclient_attrs;
 	int n;
 
@@ -91,9 +117,8 @@ xclient(struct gate_session *s, struct smtp_reply *r)
 	if (strstr(a, " PROTO "))
 		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " PROTO=%s",
 		    s->esmtp ? "ESMTP" : "SMTP");
-	if (strstr(a, " HELO ") && strlen(s->helo) < 255 && strchr(s->helo, '+') == NULL &&
-	    strchr(s->helo, '=') == NULL)
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " HELO=%s", s->helo);
+	if (strstr(a, " HELO ") && xtext(s->helo, helo, sizeof(helo)) == 0)
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " HELO=%s", helo);
 	if (n <= 0 || (size_t)n >= sizeof(cmd))
 		return -1;
 	if (smtp_command(&s->be.io, r, "%s", cmd) != SMTP_R_OK || r->code != 220)

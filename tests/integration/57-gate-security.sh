@@ -10,6 +10,8 @@
 #  - a hostile milter's added headers are bounded in bytes (message_size_limit)
 #    and count (1000): over it, that milter's default action; the worker
 #    stays small;
+#  - XCLIENT HELO= is xtext; a trusted PROXY header with a v4-mapped client
+#    and an IPv6 destination still hands off (PROXY v2 TCP6, mapped);
 #  - (more sections below, one per defect)
 # Ports: gate 25057, pass-through 25058, fake backends 26057-26058, Postfix
 # 26059, milters 28571-28579.
@@ -203,5 +205,29 @@ tw_bg_stop bad9b
 grep -q '^accepted' "$T/fake9.log" && tw_fail "9: the backend accepted nothing" "$(cat "$T/fake9.log" | head -5)" ||
 	tw_ok "9: the backend accepted nothing"
 tw_bg_stop fake9
+
+# ---- XCLIENT attributes are xtext; a v4-mapped client behind a trusted proxy ----------
+tw_bg fakex python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fakex.log" \
+	--ext "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,XCLIENT ADDR PORT NAME HELO PROTO" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+gate xclient backend=127.0.0.1:26058 backend_handoff=xclient
+helo_mail() { # helo_mail NAME HELO [FIRST]: FIRST (a smtpchat line), EHLO HELO, MAIL gets 250
+	printf '%s\n< 220\n> EHLO %s\n< 250\n> MAIL FROM:<a@example.org>\n< 250\n> QUIT\n< 221\n' \
+		"${3:-# no header}" "$2" | tw_chat_expect "$1" -b 127.0.0.9 127.0.0.1 $GP
+}
+helo_mail "xclient: a HELO name with '+' and '=' is handed off" a+b=c.example.org
+grep -q '^cmd XCLIENT .*HELO=a+2Bb+3Dc.example.org' "$T/fakex.log" &&
+	tw_ok "xclient: HELO= is xtext-encoded (a+2Bb+3Dc.example.org)" ||
+	tw_fail "xclient: HELO= is xtext-encoded" "$(grep XCLIENT "$T/fakex.log")"
+tw_bg_stop fakex
+tw_bg fakem python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fakem.log" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+gate mapped backend=127.0.0.1:26058 trusted_proxies=127.0.0.0/8
+helo_mail "trusted PROXY header, v4-mapped client to an IPv6 address: MAIL accepted" \
+	client.example.org "proxy2 ::ffff:192.0.2.77 4000 2001:db8::25 25"
+grep -q '^proxy v2 .*00000000000000000000ffffc000024d20010db8' "$T/fakem.log" &&
+	tw_ok "v4-mapped: the backend's PROXY header names the client (::ffff:192.0.2.77)" ||
+	tw_fail "v4-mapped: the backend's PROXY header names the client" "$(grep proxy "$T/fakem.log")"
+tw_bg_stop fakem
 
 tw_summary
