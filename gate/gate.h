@@ -20,6 +20,7 @@
 #include "proxy.h"
 
 enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
+enum gate_helo_check { HELO_CHECK_NONE, HELO_CHECK_FQDN };
 
 /* Settings from gate.conf. Filled by gate_config_load(), freed by
  * gate_config_free(); the master owns the current one and hands a copy
@@ -43,6 +44,7 @@ struct gate_settings {
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;
 	int		 smtputf8;
+	int		 helo_check;		/* enum gate_helo_check */
 	int		 screen;		/* connections go through the screen */
 	int		 pregreet_action;	/* enum policy_mode order: ignore|log|enforce */
 	unsigned	 pregreet_wait, screen_cache_ttl;

@@ -35,6 +35,23 @@ backend_fail_open(struct gate_session *s, const char *what)
 	return -1;
 }
 
+/* The backend refused the client's HELO name (5xx to our EHLO: Stalwart's
+ * "550 5.5.0 Invalid EHLO domain."). Retrying cannot help: its reply,
+ * code and text, is the client's reply to MAIL. */
+static int
+backend_refused_helo(struct gate_session *s, const struct smtp_reply *r)
+{
+	char q[300], h[300];
+
+	log_info("%s refused stage=mail reason=backend-helo helo=\"%s\" backend=%s reply=\"%s\"",
+	    s->id, log_quote(h, sizeof(h), s->helo, strlen(s->helo)), s->be.addr,
+	    log_quote(q, sizeof(q), r->text, r->len));
+	(void)io_write(&s->io, r->text, r->len);
+	gate_error(s);
+	gate_backend_close(s, 1);
+	return -1;
+}
+
 static int
 send_proxy_header(struct gate_session *s)
 {
@@ -148,12 +165,16 @@ gate_backend_open(struct gate_session *s)
 		return backend_fail_open(s, st == SMTP_R_OK ? "banner is not 220" :
 		    st == SMTP_R_TIMEOUT ? "banner timeout" : "no banner");
 	st = backend_ehlo(s, &r);
+	if (st == SMTP_R_OK && r.code / 100 == 5)
+		return backend_refused_helo(s, &r);
 	if (st != SMTP_R_OK || r.code != 250)
 		return backend_fail_open(s, "EHLO refused");
 	if (cfg->handoff == HANDOFF_XCLIENT) {
 		if (xclient(s, &r) != 0)
 			return backend_fail_open(s, "XCLIENT refused or not offered");
 		st = backend_ehlo(s, &r);
+		if (st == SMTP_R_OK && r.code / 100 == 5)
+			return backend_refused_helo(s, &r);
 		if (st != SMTP_R_OK || r.code != 250)
 			return backend_fail_open(s, "EHLO after XCLIENT refused");
 	}

@@ -196,6 +196,15 @@ cmd_starttls(struct gate_session *s, char *arg)
 	gate_enter_state(s, ST_CONNECTED);
 }
 
+/* helo_check = fqdn: a well-formed domain name with at least two labels;
+ * no address literal (Stalwart's port 25 refuses those names at EHLO, as
+ * Postfix's reject_non_fqdn_helo_hostname refuses single labels). */
+static int
+helo_fqdn(const char *helo)
+{
+	return helo[0] != '[' && strchr(helo, '.') != NULL && smtp_valid_helo(helo);
+}
+
 static int
 ascii_only(const char *p)
 {
@@ -254,6 +263,14 @@ cmd_mail(struct gate_session *s, char *arg)
 	if (!smtp_valid_mailbox(path.addr, utf8) || (!utf8 && !ascii_only(path.addr))) {
 		gate_error(s);
 		gate_reply(s, "553 5.1.7 Bad sender address syntax");
+		return;
+	}
+	if (s->cfg->helo_check == HELO_CHECK_FQDN && !helo_fqdn(s->helo)) {
+		char q[300];
+		gate_error(s);
+		log_info("%s reject stage=mail reason=helo-not-fqdn helo=\"%s\" from=<%s> reply=\"550 5.5.2\"",
+		    s->id, log_quote(q, sizeof(q), s->helo, strlen(s->helo)), path.addr);
+		gate_reply(s, "550 5.5.2 Helo command rejected: need a fully-qualified hostname");
 		return;
 	}
 	if (gate_policy_mail(s, path.addr) != 0)

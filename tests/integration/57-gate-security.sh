@@ -25,10 +25,7 @@ FAKE="$TW_PEERS/fakebackend.py"
 gate() { # gate NAME key=value...: (re)start the gate
 	n=$1
 	shift
-	tw_stop_gate gate >/dev/null 2>&1
-	rm -rf "$T/gate.lmdb" "$T/gate.lmdb-lock"
-	tw_gate_conf "$T/gate.conf" listen=127.0.0.1:$GP "$@"
-	tw_start_gate "$T/gate.conf" gate >/dev/null || tw_fail "$n: gate start"
+	tw_gate_restart "$n" listen=127.0.0.1:$GP "$@"
 }
 
 # ---- 6: MAIL parameters after a milter's CHGFROM --------------------------------
