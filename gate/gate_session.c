@@ -266,10 +266,9 @@ cmd_mail(struct gate_session *s, char *arg)
 		return;
 	}
 	if (s->cfg->helo_check == HELO_CHECK_FQDN && !helo_fqdn(s->helo)) {
-		char q[300];
 		gate_error(s);
-		log_info("%s reject stage=mail reason=helo-not-fqdn helo=\"%s\" from=<%s> reply=\"550 5.5.2\"",
-		    s->id, log_quote(q, sizeof(q), s->helo, strlen(s->helo)), path.addr);
+		log_info("%s reject stage=mail reason=helo-not-fqdn helo=\"%s\" from=\"<%s>\" reply=\"550 5.5.2\"",
+		    s->id, log_q(s->helo), log_q(path.addr));
 		gate_reply(s, "550 5.5.2 Helo command rejected: need a fully-qualified hostname");
 		return;
 	}
@@ -318,9 +317,9 @@ cmd_mail(struct gate_session *s, char *arg)
 	if (code < 0)
 		return;
 	if (code / 100 == 2)
-		log_debug("%s mail from=<%s> reply=%d", s->id, path.addr, code);
+		log_debug("%s mail from=\"<%s>\" reply=%d", s->id, log_q(path.addr), code);
 	else
-		log_info("%s refused stage=mail from=<%s> reply=%d", s->id, path.addr, code);
+		log_info("%s refused stage=mail from=\"<%s>\" reply=%d", s->id, log_q(path.addr), code);
 	if (code / 100 != 2)
 		return;
 	snprintf(s->mail_from, sizeof(s->mail_from), "%s", path.addr);
@@ -368,10 +367,10 @@ cmd_rcpt(struct gate_session *s, char *arg)
 	if (code < 0)
 		return;
 	if (code / 100 == 2)
-		log_debug("%s rcpt to=<%s> reply=%d", s->id, path.addr, code);
+		log_debug("%s rcpt to=\"<%s>\" reply=%d", s->id, log_q(path.addr), code);
 	else
-		log_info("%s refused stage=rcpt from=<%s> to=<%s> reply=%d", s->id, s->mail_from,
-		    path.addr, code);
+		log_info("%s refused stage=rcpt from=\"<%s>\" to=\"<%s>\" reply=%d", s->id,
+		    log_q(s->mail_from), log_q(path.addr), code);
 	if (code / 100 == 2) {
 		s->nrcpt++;
 		if (s->milters != NULL && gate_rcpts_add(s, path.addr) != 0) {
@@ -644,8 +643,8 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	gate_filter_close(s);
 	gate_rcpts_clear(s);
 	free(s->rcpts);
-	log_info("%s disconnect client=%s%s helo=%s tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
-	    s->id, s->peer_ip, s->refused ? " refused=yes" : "", s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no",
+	log_info("%s disconnect client=%s%s helo=\"%s\" tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
+	    s->id, s->peer_ip, s->refused ? " refused=yes" : "", s->helo[0] ? log_q(s->helo) : "-", s->tls ? s->tls_version : "no",
 	    s->nmail, s->naccepted, s->ncommands, s->errors, gate_now_ms() - s->started_ms);
 	io_free(&s->io);
 	free(s);

@@ -12,7 +12,7 @@
 #    stays small;
 #  - XCLIENT HELO= is xtext; a trusted PROXY header with a v4-mapped client
 #    and an IPv6 destination still hands off (PROXY v2 TCP6, mapped);
-#  - (more sections below, one per defect)
+#  - client-chosen values (from=, to=, helo=) are quoted in the gate's log.
 # Ports: gate 25057, pass-through 25058, fake backends 26057-26058, Postfix
 # 26059, milters 28571-28579.
 . "$(dirname "$0")/../lib.sh"
@@ -226,5 +226,31 @@ grep -q '^proxy v2 .*00000000000000000000ffffc000024d20010db8' "$T/fakem.log" &&
 	tw_ok "v4-mapped: the backend's PROXY header names the client (::ffff:192.0.2.77)" ||
 	tw_fail "v4-mapped: the backend's PROXY header names the client" "$(grep proxy "$T/fakem.log")"
 tw_bg_stop fakem
+
+# ---- log values quoted: a quoted local part cannot fake key=value fields ---------
+tw_bg fakel python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fakel.log" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+gate logq backend=127.0.0.1:26058
+tw_chat_expect "log: a sender with a quoted local part is accepted" -b 127.0.0.9 127.0.0.1 $GP <<'EOF'
+< 220
+> EHLO client.example.org
+< 250
+> MAIL FROM:<"x> reason=ok rcpts=0 y"@evil.example>
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+> Subject: log
+>
+> .
+< 250
+> QUIT
+< 221
+EOF
+grep -q "accepted from=\"<'x> reason=ok rcpts=0 y'@evil.example>\" rcpts=1 " "$T/gate.log" &&
+	tw_ok "log: from= is one quoted value (no fake reason=/rcpts= fields)" ||
+	tw_fail "log: from= is one quoted value" "$(grep ' accepted ' "$T/gate.log")"
+tw_bg_stop fakel
 
 tw_summary
