@@ -20,6 +20,7 @@
 #include "proxy.h"
 
 enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
+enum gate_helo_check { HELO_CHECK_NONE, HELO_CHECK_FQDN };
 
 /* Settings from gate.conf. Filled by gate_config_load(), freed by
  * gate_config_free(); the master owns the current one and hands a copy
@@ -43,6 +44,7 @@ struct gate_settings {
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;
 	int		 smtputf8;
+	int		 helo_check;		/* enum gate_helo_check */
 	int		 screen;		/* connections go through the screen */
 	int		 pregreet_action;	/* enum policy_mode order: ignore|log|enforce */
 	unsigned	 pregreet_wait, screen_cache_ttl;
@@ -155,5 +157,8 @@ int  gate_inproxy_read(int fd, int timeout_ms, struct sockaddr_storage *peer,
 enum proxy_status gate_inproxy_feed(int fd, unsigned char *buf, size_t *len,
 	    struct sockaddr_storage *peer, struct sockaddr_storage *local, size_t *used,
 	    const char **why, int *closed);
+/* The src/dst pair of an outbound PROXY header (mixed families mapped). */
+void gate_inproxy_pair(struct proxy_info *pi, const struct sockaddr_storage *peer,
+	    const struct sockaddr_storage *local);
 
 #endif

@@ -37,6 +37,23 @@ backend_fail_open(struct gate_session *s, const char *what)
 	return -1;
 }
 
+/* The backend refused the client's HELO name (5xx to our EHLO: Stalwart's
+ * "550 5.5.0 Invalid EHLO domain."). Retrying cannot help: its reply,
+ * code and text, is the client's reply to MAIL. */
+static int
+backend_refused_helo(struct gate_session *s, const struct smtp_reply *r)
+{
+	char q[300], h[300];
+
+	log_info("%s refused stage=mail reason=backend-helo helo=\"%s\" backend=%s reply=\"%s\"",
+	    s->id, log_quote(h, sizeof(h), s->helo, strlen(s->helo)), s->be.addr,
+	    log_quote(q, sizeof(q), r->text, r->len));
+	(void)io_write(&s->io, r->text, r->len);
+	gate_error(s);
+	gate_backend_close(s, 1);
+	return -1;
+}
+
 static int
 send_proxy_header(struct gate_session *s)
 {
@@ -45,8 +62,7 @@ send_proxy_header(struct gate_session *s)
 	ssize_t n, w;
 
 	memset(&pi, 0, sizeof(pi));
-	pi.src = s->peer;
-	pi.dst = s->local;
+	gate_inproxy_pair(&pi, &s->peer, &s->local);
 	if (s->tls) {
 		pi.ssl = 1;
 		snprintf(pi.ssl_version, sizeof(pi.ssl_version), "%s", s->tls_version);
@@ -73,10 +89,37 @@ backend_ehlo(struct gate_session *s, struct smtp_reply *r)
 	return st;
 }
 
+/* RFC 1891 xtext, as XCLIENT attribute values are sent (Postfix's
+ * XCLIENT_README): '+', '=' and bytes outside '!'..'~' become "+HH".
+ * Returns 0, or -1 when out does not hold the result. */
+static int
+xtext(const char *in, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		if (*p < '!' || *p > '~' || *p == '+' || *p == '=') {
+			if (o + 4 > outlen)
+				return -1;
+			out[o++] = '+';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		} else {
+			if (o + 2 > outlen)
+				return -1;
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = '\0';
+	return 0;
+}
+
 static int
 xclient(struct gate_session *s, struct smtp_reply *r)
 {
-	char cmd[600];
+	char helo[sizeof(s->helo) * 3];
+	char cmd[1200];
 	const char *a = s->be.caps.xclient_attrs;
 	int n;
 
@@ -93,9 +136,8 @@ xclient(struct gate_session *s, struct smtp_reply *r)
 	if (strstr(a, " PROTO "))
 		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " PROTO=%s",
 		    s->esmtp ? "ESMTP" : "SMTP");
-	if (strstr(a, " HELO ") && strlen(s->helo) < 255 && strchr(s->helo, '+') == NULL &&
-	    strchr(s->helo, '=') == NULL)
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " HELO=%s", s->helo);
+	if (strstr(a, " HELO ") && xtext(s->helo, helo, sizeof(helo)) == 0)
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " HELO=%s", helo);
 	if (n <= 0 || (size_t)n >= sizeof(cmd))
 		return -1;
 	if (smtp_command(&s->be.io, r, "%s", cmd) != SMTP_R_OK || r->code != 220)
@@ -126,12 +168,16 @@ gate_backend_open(struct gate_session *s)
 		return backend_fail_open(s, st == SMTP_R_OK ? "banner is not 220" :
 		    st == SMTP_R_TIMEOUT ? "banner timeout" : "no banner");
 	st = backend_ehlo(s, &r);
+	if (st == SMTP_R_OK && r.code / 100 == 5)
+		return backend_refused_helo(s, &r);
 	if (st != SMTP_R_OK || r.code != 250)
 		return backend_fail_open(s, "EHLO refused");
 	if (cfg->handoff == HANDOFF_XCLIENT) {
 		if (xclient(s, &r) != 0)
 			return backend_fail_open(s, "XCLIENT refused or not offered");
 		st = backend_ehlo(s, &r);
+		if (st == SMTP_R_OK && r.code / 100 == 5)
+			return backend_refused_helo(s, &r);
 		if (st != SMTP_R_OK || r.code != 250)
 			return backend_fail_open(s, "EHLO after XCLIENT refused");
 	}

@@ -44,6 +44,7 @@ static const struct conf_key gate_schema[] = {
 	{ "backend_data_timeout", CT_DURATION, "10m", OFF(backend_data_timeout), NULL, 1, 3600 },
 	{ "drain_timeout", CT_DURATION, "60s", OFF(drain_timeout), NULL, 1, 3600 },
 	{ "smtputf8", CT_BOOL, "yes", OFF(smtputf8), NULL, 0, 0 },
+	{ "helo_check", CT_ENUM, "none", OFF(helo_check), "none|fqdn", 0, 0 },
 	{ "screen", CT_BOOL, "yes", OFF(screen), NULL, 0, 0 },
 	{ "pregreet_action", CT_ENUM, "enforce", OFF(pregreet_action), "ignore|log|enforce", 0, 0 },
 	{ "pregreet_wait", CT_DURATION, "6s", OFF(pregreet_wait), NULL, 0, 60 },

@@ -166,8 +166,8 @@ gate_data_begin(struct gate_session *s, struct gate_data *d, int relay_354)
 			(void)io_write(&s->io, r.text, r.len);
 			gate_metric_message(s, r.code);
 			gate_metric_backend_reply(r.code);
-			log_info("%s refused stage=data from=<%s> backend=%s reply=%d", s->id,
-			    s->mail_from, s->be.addr, r.code);
+			log_info("%s refused stage=data from=\"<%s>\" backend=%s reply=%d", s->id,
+			    log_q(s->mail_from), s->be.addr, r.code);
 			gate_data_end_transaction(s);
 			return -1;
 		}
@@ -191,8 +191,8 @@ gate_data_refuse_bad(struct gate_session *s, struct gate_data *d)
 		gate_reply(s, "550 5.6.0 Message contains bare %s; lines must end in CRLF",
 		    d->bad_lf ? "LF" : "CR");
 	gate_error(s);
-	log_info("%s reject stage=data reason=%s from=<%s> size=%zu reply=\"%s\"", s->id,
-	    d->too_big ? "size" : d->bad_lf ? "bare-lf" : "bare-cr", s->mail_from, d->size,
+	log_info("%s reject stage=data reason=%s from=\"<%s>\" size=%zu reply=\"%s\"", s->id,
+	    d->too_big ? "size" : d->bad_lf ? "bare-lf" : "bare-cr", log_q(s->mail_from), d->size,
 	    d->too_big ? "552 5.3.4" : "550 5.6.0");
 }
 
@@ -216,8 +216,8 @@ gate_data_finish(struct gate_session *s, struct gate_data *d)
 	} else if (d->be_failed == 2)
 		r = d->be_reply;
 	if (d->be_failed == 1) {
-		log_warn("%s backend=%s status=lost during=data from=<%s> size=%zu reply=\"451 4.4.2\"",
-		    s->id, s->be.addr, s->mail_from, d->size);
+		log_warn("%s backend=%s status=lost during=data from=\"<%s>\" size=%zu reply=\"451 4.4.2\"",
+		    s->id, s->be.addr, log_q(s->mail_from), d->size);
 		gate_backend_close(s, 0);
 		gate_reply(s, "451 4.4.2 Backend connection lost, message not accepted");
 		gate_metric_message(s, -1);
@@ -231,8 +231,8 @@ gate_data_finish(struct gate_session *s, struct gate_data *d)
 	gate_metric_backend_reply(r.code);
 	if (r.code / 100 == 2)
 		s->naccepted++;
-	log_info("%s %s from=<%s> rcpts=%u size=%zu backend=%s reply=\"%s\"", s->id,
-	    r.code / 100 == 2 ? "accepted" : "refused", s->mail_from, s->nrcpt, d->size,
+	log_info("%s %s from=\"<%s>\" rcpts=%u size=%zu backend=%s reply=\"%s\"", s->id,
+	    r.code / 100 == 2 ? "accepted" : "refused", log_q(s->mail_from), s->nrcpt, d->size,
 	    s->be.addr, log_quote(q, sizeof(q), r.text, r.len));
 	if (r.code == 421) {
 		gate_backend_close(s, 0);

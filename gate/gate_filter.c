@@ -269,11 +269,11 @@ replay(struct gate_session *s, const struct gate_milter_msg *m)
 			if (r.code / 100 == 2)
 				accepted++;
 			else
-				log_info("%s milter replay rcpt=<%s> reply=%d", s->id, rc, r.code);
+				log_info("%s milter replay rcpt=\"<%s>\" reply=%d", s->id, log_q(rc), r.code);
 		}
 	}
-	log_info("%s milter envelope changed from=<%s> added=%zu deleted=%zu accepted=%u",
-	    s->id, from, m->nadd_rcpt, m->ndel_rcpt, accepted);
+	log_info("%s milter envelope changed from=\"<%s>\" added=%zu deleted=%zu accepted=%u",
+	    s->id, log_q(from), m->nadd_rcpt, m->ndel_rcpt, accepted);
 	if (accepted == 0) {
 		gate_reply(s, "%d 5.5.1 No valid recipients after filtering", last / 100 == 4 ? 451 : 554);
 		return -1;
@@ -342,15 +342,15 @@ gate_filter_data(struct gate_session *s)
 	v = gate_milter_message(s->milters, &msg, reply, sizeof(reply));
 	if (v == GMV_DISCARD) {
 		log_verdict(s, "eom", v, reply);
-		log_info("%s discarded from=<%s> rcpts=%u size=%zu reason=milter", s->id,
-		    s->mail_from, s->nrcpt, d.size);
+		log_info("%s discarded from=\"<%s>\" rcpts=%u size=%zu reason=milter", s->id,
+		    log_q(s->mail_from), s->nrcpt, d.size);
 		gate_reply(s, "250 2.0.0 Ok: message discarded by a content filter");
 		goto reset;
 	}
 	if (refuse(s, "eom", v, reply) != 0)
 		goto reset;
 	if (msg.quarantine != NULL)
-		log_info("%s milter quarantine reason=\"%s\"", s->id, msg.quarantine);
+		log_info("%s milter quarantine reason=\"%s\"", s->id, log_q(msg.quarantine));
 	if ((msg.nadd_rcpt > 0 || msg.ndel_rcpt > 0 || msg.new_from != NULL) &&
 	    replay(s, &msg) != 0)
 		goto reset;

@@ -3,7 +3,8 @@
  * cloud load balancer) sends before any SMTP byte. Like Postfix, we peek
  * (MSG_PEEK) until the header is complete, then consume exactly its length,
  * so no SMTP byte the client pipelined after it is lost. Bounded by a
- * deadline and by PROXY_MAX_HEADER.
+ * deadline and by PROXY_MAX_HEADER. Addresses come out with v4-mapped
+ * ones as IPv4; gate_inproxy_pair() fills an outbound header's pair.
  */
 #include <errno.h>
 #include <poll.h>
@@ -81,6 +82,8 @@ gate_inproxy_read(int fd, int timeout_ms, struct sockaddr_storage *peer,
 		if (!info.local) {
 			*peer = info.src;
 			*local = info.dst;
+			net_unmap(peer);
+			net_unmap(local);
 		}
 		return 0;
 	}
@@ -127,4 +130,35 @@ gate_inproxy_feed(int fd, unsigned char *buf, size_t *len, struct sockaddr_stora
 		net_unmap(local);
 	}
 	return st;
+}
+
+/* The address pair of the PROXY v2 header we send on: the client and the
+ * address it reached. A trusted proxy may give an IPv4 (v4-mapped) client
+ * on an IPv6 address; the header has one family, so the IPv4 side then
+ * goes as its v4-mapped IPv6 form and still names the real client. */
+void
+gate_inproxy_pair(struct proxy_info *pi, const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *local)
+{
+	struct sockaddr_storage *v[2] = { &pi->src, &pi->dst };
+
+	pi->src = *peer;
+	pi->dst = *local;
+	net_unmap(&pi->src);
+	net_unmap(&pi->dst);
+	if (pi->src.ss_family == pi->dst.ss_family)
+		return;
+	for (int i = 0; i < 2; i++)
+		if (v[i]->ss_family == AF_INET) {
+			struct sockaddr_in s4;
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)v[i];
+
+			memcpy(&s4, v[i], sizeof(s4));
+			memset(v[i], 0, sizeof(*v[i]));
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = s4.sin_port;
+			s6->sin6_addr.s6_addr[10] = 0xff;
+			s6->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&s6->sin6_addr.s6_addr[12], &s4.sin_addr, 4);
+		}
 }

@@ -1485,13 +1485,13 @@ gm_apply(struct gate_milter_session *s, struct gm_milter *m,
 				msg->add_rcpt_args[msg->nadd_rcpt] = d->b;
 				msg->nadd_rcpt++;
 			}
-			log_info("%s milter=%s add rcpt=<%s>", s->id, m->conf->spec, d->a);
+			log_info("%s milter=%s add rcpt=\"<%s>\"", s->id, m->conf->spec, log_q(d->a));
 			d->a = d->b = NULL;
 			break;
 		case '-':
 			if (gm_push(&msg->del_rcpt, &msg->ndel_rcpt, d->a) != 0)
 				return -1;
-			log_info("%s milter=%s delete rcpt=<%s>", s->id, m->conf->spec, d->a);
+			log_info("%s milter=%s delete rcpt=\"<%s>\"", s->id, m->conf->spec, log_q(d->a));
 			d->a = NULL;
 			break;
 		case 'e':
@@ -1499,7 +1499,7 @@ gm_apply(struct gate_milter_session *s, struct gm_milter *m,
 			free(msg->new_from_args);
 			msg->new_from = d->a;
 			msg->new_from_args = d->b;
-			log_info("%s milter=%s change from=<%s>", s->id, m->conf->spec, d->a);
+			log_info("%s milter=%s change from=\"<%s>\"", s->id, m->conf->spec, log_q(d->a));
 			d->a = d->b = NULL;
 			break;
 		case 'q': {
@@ -1515,7 +1515,7 @@ gm_apply(struct gate_milter_session *s, struct gm_milter *m,
 				return -1;
 			}
 			log_info("%s milter=%s quarantine reason=\"%s\"", s->id,
-			    m->conf->spec, d->a);
+			    m->conf->spec, log_q(d->a));
 			free(msg->quarantine);
 			msg->quarantine = d->a;
 			d->a = NULL;

@@ -98,8 +98,7 @@ pt_send_header(struct pt_conn *c)
 	ssize_t n, w;
 
 	memset(&pi, 0, sizeof(pi));
-	pi.src = c->peer;
-	pi.dst = c->local;
+	gate_inproxy_pair(&pi, &c->peer, &c->local);
 	n = proxy_v2_encode(&pi, hdr, sizeof(hdr));
 	if (n < 0)
 		return -1;

@@ -200,6 +200,15 @@ cmd_starttls(struct gate_session *s, char *arg)
 	gate_enter_state(s, ST_CONNECTED);
 }
 
+/* helo_check = fqdn: a well-formed domain name with at least two labels;
+ * no address literal (Stalwart's port 25 refuses those names at EHLO, as
+ * Postfix's reject_non_fqdn_helo_hostname refuses single labels). */
+static int
+helo_fqdn(const char *helo)
+{
+	return helo[0] != '[' && strchr(helo, '.') != NULL && smtp_valid_helo(helo);
+}
+
 static int
 ascii_only(const char *p)
 {
@@ -260,6 +269,13 @@ cmd_mail(struct gate_session *s, char *arg)
 		gate_reply(s, "553 5.1.7 Bad sender address syntax");
 		return;
 	}
+	if (s->cfg->helo_check == HELO_CHECK_FQDN && !helo_fqdn(s->helo)) {
+		gate_error(s);
+		log_info("%s reject stage=mail reason=helo-not-fqdn helo=\"%s\" from=\"<%s>\" reply=\"550 5.5.2\"",
+		    s->id, log_q(s->helo), log_q(path.addr));
+		gate_reply(s, "550 5.5.2 Helo command rejected: need a fully-qualified hostname");
+		return;
+	}
 	if (gate_policy_mail(s, path.addr) != 0)
 		return;
 	{
@@ -305,9 +321,9 @@ cmd_mail(struct gate_session *s, char *arg)
 	if (code < 0)
 		return;
 	if (code / 100 == 2)
-		log_debug("%s mail from=<%s> reply=%d", s->id, path.addr, code);
+		log_debug("%s mail from=\"<%s>\" reply=%d", s->id, log_q(path.addr), code);
 	else
-		log_info("%s refused stage=mail from=<%s> reply=%d", s->id, path.addr, code);
+		log_info("%s refused stage=mail from=\"<%s>\" reply=%d", s->id, log_q(path.addr), code);
 	if (code / 100 != 2)
 		return;
 	snprintf(s->mail_from, sizeof(s->mail_from), "%s", path.addr);
@@ -356,10 +372,10 @@ cmd_rcpt(struct gate_session *s, char *arg)
 	if (code < 0)
 		return;
 	if (code / 100 == 2)
-		log_debug("%s rcpt to=<%s> reply=%d", s->id, path.addr, code);
+		log_debug("%s rcpt to=\"<%s>\" reply=%d", s->id, log_q(path.addr), code);
 	else
-		log_info("%s refused stage=rcpt from=<%s> to=<%s> reply=%d", s->id, s->mail_from,
-		    path.addr, code);
+		log_info("%s refused stage=rcpt from=\"<%s>\" to=\"<%s>\" reply=%d", s->id,
+		    log_q(s->mail_from), log_q(path.addr), code);
 	if (code / 100 == 2) {
 		s->nrcpt++;
 		if (s->milters != NULL && gate_rcpts_add(s, path.addr) != 0) {
@@ -638,8 +654,8 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	gate_rcpts_clear(s);
 	free(s->rcpts);
 	gate_metric_session(s);
-	log_info("%s disconnect client=%s%s helo=%s tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
-	    s->id, s->peer_ip, s->refused ? " refused=yes" : "", s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no",
+	log_info("%s disconnect client=%s%s helo=\"%s\" tls=%s mails=%u accepted=%u commands=%u errors=%u duration_ms=%lld",
+	    s->id, s->peer_ip, s->refused ? " refused=yes" : "", s->helo[0] ? log_q(s->helo) : "-", s->tls ? s->tls_version : "no",
 	    s->nmail, s->naccepted, s->ncommands, s->errors, gate_now_ms() - s->started_ms);
 	io_free(&s->io);
 	free(s);

@@ -12,6 +12,8 @@
 #define LIB_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
 
 enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -36,5 +38,12 @@ void fatal(const char *fmt, ...)
  * control characters and '"' become '?'/'\''; truncated with "..." if long.
  * Returns dst. */
 char *log_quote(char *dst, size_t dstlen, const char *s, size_t slen);
+
+/* log_q(s): log_quote() of a NUL-terminated value (an address or name the
+ * client chose) into a buffer that lives to the end of the enclosing block,
+ * for a quoted field in one log call: log_info("from=\"<%s>\"", log_q(a)).
+ * A quoted local part cannot then fake key=value fields. */
+#define LOG_QMAX	320
+#define log_q(s)	log_quote((char[LOG_QMAX]){ 0 }, LOG_QMAX, (s), strlen(s))
 
 #endif

@@ -118,12 +118,19 @@ static void proxy_unmap(const struct sockaddr_storage *src, struct sockaddr_stor
 	}
 }
 
-/* Normalise the address pair for encoding; -1 if unusable. */
+/* Normalise the address pair for encoding: a v4-mapped pair goes as IPv4;
+ * a v4-mapped address beside a real IPv6 one stays IPv6 (TCP6 carries it
+ * whole). An IPv4 address beside an IPv6 one is refused: -1. */
 static int proxy_addr_pair(const struct proxy_info *info, struct sockaddr_storage *src,
 			   struct sockaddr_storage *dst)
 {
 	proxy_unmap(&info->src, src);
 	proxy_unmap(&info->dst, dst);
+	if (src->ss_family != dst->ss_family && info->src.ss_family == AF_INET6 &&
+	    info->dst.ss_family == AF_INET6) {
+		memcpy(src, &info->src, sizeof(*src));
+		memcpy(dst, &info->dst, sizeof(*dst));
+	}
 	if (src->ss_family != dst->ss_family)
 		return -1;
 	if (src->ss_family != AF_INET && src->ss_family != AF_INET6)

@@ -18,7 +18,7 @@
 #           on failure, SIGINT, SIGTERM.  Works from subshells.
 # Waiting:  tw_wait_port HOST PORT [SECS]; tw_wait_file_grep FILE|DIR ERE SECS;
 #           tw_wait_maildir MAILDIR N SECS; tw_maildir_count MAILDIR.
-# Peers:    tw_backend_start NAME PORT [proxy|xclient|plain] -> $TW_TMP/NAME,
+# Peers:    tw_backend_start NAME PORT [proxy|xclient|plain [strict-helo]] -> $TW_TMP/NAME,
 #           maildir of user@example.test is $TW_TMP/NAME/mail/user.
 # Gate:     tw_gate_conf FILE key=value...; tw_start_gate CONF [NAME] (echoes
 #           the master's pid, log in $TW_TMP/NAME.log); tw_stop_gate [NAME];
@@ -188,10 +188,10 @@ tw_wait_maildir() {
 
 # ---- peers ----------------------------------------------------------------
 
-# tw_backend_start NAME PORT [MODE]: private Postfix in $TW_TMP/NAME.
+# tw_backend_start NAME PORT [MODE [OPTION]]: private Postfix in $TW_TMP/NAME.
 tw_backend_start() {
 	tw_cleanup_add "sh '$TW_PEERS/backend.sh' stop '$TW_TMP/$1'"
-	sh "$TW_PEERS/backend.sh" start "$TW_TMP/$1" "$2" "${3:-proxy}" >/dev/null
+	sh "$TW_PEERS/backend.sh" start "$TW_TMP/$1" "$2" "${3:-proxy}" ${4:+"$4"} >/dev/null
 }
 
 tw_backend_stop() {
@@ -307,6 +307,18 @@ tw_stop_gate() {
 		grep -E -A 20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TW_TMP/$tw__name.log" | head -n 40 | sed 's/^/    | /'
 	fi
 	return $tw__rc
+}
+
+# tw_gate_restart NAME key=value...: (re)start the gate named "gate" with a
+# fresh store and $TW_TMP/gate.conf from these keys; a failed start is a
+# failure named "NAME: gate start".
+tw_gate_restart() {
+	tw__gn=$1
+	shift
+	tw_stop_gate gate >/dev/null 2>&1
+	rm -rf "$TW_TMP/gate.lmdb" "$TW_TMP/gate.lmdb-lock"
+	tw_gate_conf "$TW_TMP/gate.conf" "$@"
+	tw_start_gate "$TW_TMP/gate.conf" gate >/dev/null || tw_fail "$tw__gn: gate start"
 }
 
 # tw_gate_log NAME: show the tail of a gate log (for failure messages).

@@ -10,7 +10,9 @@
 #  - a hostile milter's added headers are bounded in bytes (message_size_limit)
 #    and count (1000): over it, that milter's default action; the worker
 #    stays small;
-#  - (more sections below, one per defect)
+#  - XCLIENT HELO= is xtext; a trusted PROXY header with a v4-mapped client
+#    and an IPv6 destination still hands off (PROXY v2 TCP6, mapped);
+#  - client-chosen values (from=, to=, helo=) are quoted in the gate's log.
 # Ports: gate 25057, pass-through 25058, fake backends 26057-26058, Postfix
 # 26059, milters 28571-28579.
 . "$(dirname "$0")/../lib.sh"
@@ -23,10 +25,7 @@ FAKE="$TW_PEERS/fakebackend.py"
 gate() { # gate NAME key=value...: (re)start the gate
 	n=$1
 	shift
-	tw_stop_gate gate >/dev/null 2>&1
-	rm -rf "$T/gate.lmdb" "$T/gate.lmdb-lock"
-	tw_gate_conf "$T/gate.conf" listen=127.0.0.1:$GP "$@"
-	tw_start_gate "$T/gate.conf" gate >/dev/null || tw_fail "$n: gate start"
+	tw_gate_restart "$n" listen=127.0.0.1:$GP "$@"
 }
 
 # ---- 6: MAIL parameters after a milter's CHGFROM --------------------------------
@@ -203,5 +202,55 @@ tw_bg_stop bad9b
 grep -q '^accepted' "$T/fake9.log" && tw_fail "9: the backend accepted nothing" "$(cat "$T/fake9.log" | head -5)" ||
 	tw_ok "9: the backend accepted nothing"
 tw_bg_stop fake9
+
+# ---- XCLIENT attributes are xtext; a v4-mapped client behind a trusted proxy ----------
+tw_bg fakex python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fakex.log" \
+	--ext "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,XCLIENT ADDR PORT NAME HELO PROTO" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+gate xclient backend=127.0.0.1:26058 backend_handoff=xclient
+helo_mail() { # helo_mail NAME HELO [FIRST]: FIRST (a smtpchat line), EHLO HELO, MAIL gets 250
+	printf '%s\n< 220\n> EHLO %s\n< 250\n> MAIL FROM:<a@example.org>\n< 250\n> QUIT\n< 221\n' \
+		"${3:-# no header}" "$2" | tw_chat_expect "$1" -b 127.0.0.9 127.0.0.1 $GP
+}
+helo_mail "xclient: a HELO name with '+' and '=' is handed off" a+b=c.example.org
+grep -q '^cmd XCLIENT .*HELO=a+2Bb+3Dc.example.org' "$T/fakex.log" &&
+	tw_ok "xclient: HELO= is xtext-encoded (a+2Bb+3Dc.example.org)" ||
+	tw_fail "xclient: HELO= is xtext-encoded" "$(grep XCLIENT "$T/fakex.log")"
+tw_bg_stop fakex
+tw_bg fakem python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fakem.log" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+gate mapped backend=127.0.0.1:26058 trusted_proxies=127.0.0.0/8
+helo_mail "trusted PROXY header, v4-mapped client to an IPv6 address: MAIL accepted" \
+	client.example.org "proxy2 ::ffff:192.0.2.77 4000 2001:db8::25 25"
+grep -q '^proxy v2 .*00000000000000000000ffffc000024d20010db8' "$T/fakem.log" &&
+	tw_ok "v4-mapped: the backend's PROXY header names the client (::ffff:192.0.2.77)" ||
+	tw_fail "v4-mapped: the backend's PROXY header names the client" "$(grep proxy "$T/fakem.log")"
+tw_bg_stop fakem
+
+# ---- log values quoted: a quoted local part cannot fake key=value fields ---------
+tw_bg fakel python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fakel.log" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+gate logq backend=127.0.0.1:26058
+tw_chat_expect "log: a sender with a quoted local part is accepted" -b 127.0.0.9 127.0.0.1 $GP <<'EOF'
+< 220
+> EHLO client.example.org
+< 250
+> MAIL FROM:<"x> reason=ok rcpts=0 y"@evil.example>
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+> Subject: log
+>
+> .
+< 250
+> QUIT
+< 221
+EOF
+grep -q "accepted from=\"<'x> reason=ok rcpts=0 y'@evil.example>\" rcpts=1 " "$T/gate.log" &&
+	tw_ok "log: from= is one quoted value (no fake reason=/rcpts= fields)" ||
+	tw_fail "log: from= is one quoted value" "$(grep ' accepted ' "$T/gate.log")"
+tw_bg_stop fakel
 
 tw_summary

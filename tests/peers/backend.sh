@@ -2,7 +2,7 @@
 # backend.sh - a private Postfix instance on loopback, the stand-in for
 # Stalwart behind tailwart-gate.
 #
-#   sh tests/peers/backend.sh start DIR PORT [proxy|xclient|plain]
+#   sh tests/peers/backend.sh start DIR PORT [proxy|xclient|plain] [strict-helo]
 #   sh tests/peers/backend.sh stop DIR
 #   sh tests/peers/backend.sh status DIR
 #
@@ -15,6 +15,9 @@
 # Mode proxy (default): smtpd expects a PROXY v1/v2 header first
 # (smtpd_upstream_proxy_protocol = haproxy).  Mode xclient: plain SMTP, XCLIENT
 # allowed from 127.0.0.0/8.  Mode plain: plain SMTP.
+# Option strict-helo: the EHLO/HELO name is checked at EHLO and a non-FQDN
+# one refused there (reject_non_fqdn_helo_hostname, smtpd_delay_reject = no),
+# as Stalwart's port 25 refuses it ("550 5.5.0 Invalid EHLO domain.").
 #
 # Only example.test is accepted (virtual mailboxes user, other, postmaster);
 # an unknown recipient there gets 550 5.1.1 at RCPT; relaying elsewhere is
@@ -27,7 +30,7 @@
 set -eu
 
 usage() {
-	echo "usage: $0 start DIR PORT [proxy|xclient|plain] | stop DIR | status DIR" >&2
+	echo "usage: $0 start DIR PORT [proxy|xclient|plain] [strict-helo] | stop DIR | status DIR" >&2
 	exit 2
 }
 
@@ -51,8 +54,8 @@ master_pid() { # master_pid DIR: print the running master's pid, or fail
 	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-write_config() { # write_config DIR PORT MODE
-	d=$1 port=$2 mode=$3
+write_config() { # write_config DIR PORT MODE [OPTION]
+	d=$1 port=$2 mode=$3 opt=${4:-}
 	mkdir -p "$d/etc" "$d/queue" "$d/data" "$d/mail"
 	# The queue and mail trees are reached by unprivileged postfix and
 	# delivery processes: DIR (often from mktemp -d, mode 0700) must be
@@ -68,6 +71,13 @@ write_config() { # write_config DIR PORT MODE
 smtpd_upstream_proxy_timeout = 10s" ;;
 	xclient) modecf="smtpd_authorized_xclient_hosts = 127.0.0.0/8" ;;
 	plain)   modecf="" ;;
+	*) usage ;;
+	esac
+	case "$opt" in
+	strict-helo) helocf="reject_non_fqdn_helo_hostname
+smtpd_helo_required = yes
+smtpd_delay_reject = no" ;;
+	'') helocf="" ;;
 	*) usage ;;
 	esac
 
@@ -93,7 +103,7 @@ maillog_file_prefixes = $d
 syslog_name = backend-$port
 smtpd_peername_lookup = no
 smtpd_client_restrictions =
-smtpd_helo_restrictions =
+smtpd_helo_restrictions = $helocf
 smtpd_sender_restrictions =
 smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions =
@@ -168,7 +178,7 @@ cmd=${1:-}
 case "$cmd" in
 start)
 	[ $# -ge 3 ] || usage
-	d=$2 port=$3 mode=${4:-proxy}
+	d=$2 port=$3 mode=${4:-proxy} opt=${5:-}
 	case "$d" in /*) ;; *) d=$(pwd)/$d ;; esac
 	if master_pid "$d" >/dev/null; then
 		echo "backend.sh: already running in $d" >&2
@@ -178,7 +188,7 @@ start)
 		echo "backend.sh: 127.0.0.1:$port is already in use" >&2
 		exit 1
 	fi
-	write_config "$d" "$port" "$mode"
+	write_config "$d" "$port" "$mode" "$opt"
 	if ! postfix -c "$d/etc" start >"$d/start.log" 2>&1; then
 		echo "backend.sh: postfix start failed:" >&2
 		cat "$d/start.log" >&2

@@ -18,7 +18,8 @@ chosen point:
     --chunking        advertise CHUNKING (with die-at data: close mid-BDAT)
     --ext LIST        the EHLO keywords to advertise, comma separated
                       (default "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,
-                      SIZE 104857600,SMTPUTF8")
+                      SIZE 104857600,SMTPUTF8"); with "XCLIENT ..." in
+                      it, XCLIENT is answered with a new 220 banner
     --log FILE        one line per event ("conn", "proxy ...", "cmd ...",
                       "accepted", "closed-at ...")
     --max-conns N     exit after N connections (default 100)
@@ -172,6 +173,8 @@ def session(s, a, log):
                 s.sendall(a.reply_at_dot.encode() + b"\r\n")
             else:
                 s.sendall(b"250 2.0.0 chunk ok\r\n")
+        elif verb == "XCLIENT" and "XCLIENT" in a.ext:
+            s.sendall(b"220 fake.example.test ESMTP fake\r\n")
         elif verb in ("RSET", "NOOP"):
             s.sendall(b"250 2.0.0 Ok\r\n")
         elif verb == "QUIT":

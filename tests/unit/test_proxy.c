@@ -400,6 +400,12 @@ TEST(v2_encode_invalid)
 	EXPECT_INT(proxy_v2_encode(&pi, b, sizeof(b)), -1);
 	mkinfo(&pi, "2001:db8::2", 1, "192.0.2.1", 25);
 	EXPECT_INT(proxy_v2_encode(&pi, b, sizeof(b)), -1);
+	/* a v4-mapped client on an IPv6 address: TCP6, the mapped form kept */
+	mkinfo(&pi, "::ffff:192.0.2.1", 1, "2001:db8::2", 25);
+	EXPECT_INT(proxy_v2_encode(&pi, b, sizeof(b)), 16 + 36);
+	EXPECT_INT(b[13], 0x21);
+	EXPECT_INT(b[16 + 10], 0xff);
+	EXPECT_INT(b[16 + 12], 192);
 
 	mkinfo(&pi, "192.0.2.1", 1, "192.0.2.2", 25);
 	pi.src.ss_family = AF_UNIX;
