@@ -91,7 +91,7 @@ static const double b_txn[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 
 static const struct metrics_family gate_families[F_COUNT] = {
 	[F_CONN_ACCEPTED] = { "tailwart_gate_connections_accepted_total",
-	    "SMTP connections accepted on the listeners.", METRICS_COUNTER, { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
+	    "SMTP connections accepted on the listeners (refused ones included).", METRICS_COUNTER, { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
 	[F_CONN_REFUSED] = { "tailwart_gate_connections_refused_total",
 	    "SMTP connections refused before a session, by reason.", METRICS_COUNTER,
 	    { METRICS_LABEL("reason", v_refusal), METRICS_NOLABEL }, NULL, 0 },
@@ -264,6 +264,16 @@ gate_metrics_master_tick(const struct gate_runtime *rt, uid_t uid, gid_t gid)
 	metrics_set(gm.m, F_WORKERS, 0, 0, busy);
 	metrics_set(gm.m, F_WORKERS, 1, 0, idle);
 	metrics_set(gm.m, F_WORKERS, 2, 0, (int64_t)rt->cfg->workers_max);
+}
+
+void
+gate_metrics_child_close(void)
+{
+	if (gm.lfd >= 0)
+		(void)close(gm.lfd);
+	if (gm.alive >= 0)
+		(void)close(gm.alive);
+	gm.lfd = gm.alive = -1;
 }
 
 void
