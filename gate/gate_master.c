@@ -237,6 +237,7 @@ spawn(struct master *m, char kind)
 			(void)close(m->pass[1]);
 		}
 		gate_sig_term = 0;
+		gate_metrics_child_close();
 		if (gate_priv_drop(m->uid, m->gid) != 0)
 			fatal("cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
 		m->rt.store = NULL;

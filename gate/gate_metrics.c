@@ -10,9 +10,10 @@
  * worker is never slowed by a scrape. The region belongs to the master and
  * lives as long as it does: a worker's exit loses nothing, a HUP keeps
  * every count (the generation gauge and the reload counters say what
- * happened). The endpoint is one small child, kind 'M', forked by the master
- * after the region exists: it drops to `user`, dies with the master
- * (PDEATHSIG), and serves GET /metrics from a non-blocking poll loop
+ * happened). The endpoint is one small child of the master, outside the
+ * worker table (generations and reloads do not touch it), forked after the
+ * region exists: it drops to `user`, dies with the master (PDEATHSIG),
+ * and serves GET /metrics from a non-blocking poll loop
  * (lib/metrics_http.c). The master's 250 ms tick restarts it if it dies
  * (noticed through a pipe only the child holds), at most once a second,
  * and refreshes the worker gauges from the scoreboard.
@@ -90,7 +91,7 @@ static const double b_txn[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 
 static const struct metrics_family gate_families[F_COUNT] = {
 	[F_CONN_ACCEPTED] = { "tailwart_gate_connections_accepted_total",
-	    "SMTP connections accepted on the listeners.", METRICS_COUNTER, { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
+	    "SMTP connections accepted on the listeners (refused ones included).", METRICS_COUNTER, { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
 	[F_CONN_REFUSED] = { "tailwart_gate_connections_refused_total",
 	    "SMTP connections refused before a session, by reason.", METRICS_COUNTER,
 	    { METRICS_LABEL("reason", v_refusal), METRICS_NOLABEL }, NULL, 0 },
@@ -209,6 +210,7 @@ static void
 spawn_server(const struct gate_runtime *rt, uid_t uid, gid_t gid)
 {
 	int p[2];
+	pid_t master = getpid();
 
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
 		return;
@@ -222,16 +224,16 @@ spawn_server(const struct gate_runtime *rt, uid_t uid, gid_t gid)
 	if (gm.pid == 0) {
 		log_after_fork();
 		(void)close(p[0]);
-		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 		gate_child_signals();
 		gate_sig_term = 0;
 		for (size_t i = 0; i < rt->cfg->nlisteners; i++)
 			if (rt->cfg->listeners[i].fd >= 0)
 				(void)close(rt->cfg->listeners[i].fd);
-		if (getppid() == 1)
-			_exit(0);
 		if (geteuid() == 0 && gate_priv_drop(uid, gid) != 0)
 			fatal("metrics: cannot drop privileges: %s", strerror(errno));
+		/* after the drop, which clears it; the master may be pid 1 */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != master)
+			_exit(0);
 		metrics_http_serve(gm.lfd, gm.m, NULL, NULL, &gate_sig_term);
 		_exit(0);
 	}
@@ -262,6 +264,16 @@ gate_metrics_master_tick(const struct gate_runtime *rt, uid_t uid, gid_t gid)
 	metrics_set(gm.m, F_WORKERS, 0, 0, busy);
 	metrics_set(gm.m, F_WORKERS, 1, 0, idle);
 	metrics_set(gm.m, F_WORKERS, 2, 0, (int64_t)rt->cfg->workers_max);
+}
+
+void
+gate_metrics_child_close(void)
+{
+	if (gm.lfd >= 0)
+		(void)close(gm.lfd);
+	if (gm.alive >= 0)
+		(void)close(gm.alive);
+	gm.lfd = gm.alive = -1;
 }
 
 void

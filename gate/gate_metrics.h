@@ -32,7 +32,8 @@ void gate_metrics_master_tick(const struct gate_runtime *rt, uid_t uid, gid_t gi
 void gate_metrics_reload_begin(const struct gate_runtime *rt);
 void gate_metrics_reload_end(const struct gate_runtime *rt);
 
-/* children */
+/* children: spawn() closes the master's metrics descriptors */
+void gate_metrics_child_close(void);
 long long gate_metric_now_us(void);
 void gate_metric_accepted(void);
 void gate_metric_refused(enum gate_metric_refusal why);

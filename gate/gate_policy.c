@@ -25,6 +25,8 @@ log_decision(struct gate_session *s, const char *stage, const struct policy_resu
 	char buf[1200];
 
 	gate_metric_policy(r);
+	if (!strcmp(stage, "connect") && (r->verdict == POLICY_REJECT || r->verdict == POLICY_TEMPFAIL))
+		gate_metric_refused_policy(r);	/* screen = no: the worker refuses */
 	if (r->decided == POLICY_PASS || r->decided == POLICY_SKIP)
 		return;
 	log_info("%s policy stage=%s client=%s %s", s->id, stage, s->peer_ip,

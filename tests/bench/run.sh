@@ -19,6 +19,7 @@ ROUNDS=${BENCH_ROUNDS:-2}
 D=$(mktemp -d /tmp/tailwart-bench.XXXXXX)
 chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
 SINK_PORT=29025 BE_PORT=29026 BE_PLAIN=29027 GA_PORT=29125 GC_PORT=29126 GM_PORT=29127 TM_PORT=29128
+GX_PORT=29129 GX_METRICS=29130
 SRC=$(command -v smtp-source || echo /usr/sbin/smtp-source)
 
 cleanup() {
@@ -26,6 +27,7 @@ cleanup() {
 	[ -f "$D/gc.pid" ] && kill "$(cat "$D/gc.pid")" 2>/dev/null || true
 	[ -f "$D/gm.pid" ] && kill "$(cat "$D/gm.pid")" 2>/dev/null || true
 	[ -f "$D/tm.pid" ] && kill -9 "$(cat "$D/tm.pid")" 2>/dev/null || true
+	[ -f "$D/gx.pid" ] && kill "$(cat "$D/gx.pid")" 2>/dev/null || true
 	TW_SINK_DIR=$D sh tests/peers/sink.sh stop $SINK_PORT >/dev/null 2>&1 || true
 	sh tests/peers/backend.sh stop "$D/be" >/dev/null 2>&1 || true
 	sleep 1
@@ -110,22 +112,35 @@ echo $! >"$D/tm.pid"
 gate_conf "$D/gm.conf" $GM_PORT 127.0.0.1:$SINK_PORT none
 echo "milters = inet:127.0.0.1:$TM_PORT" >>"$D/gm.conf"
 start_gate "$D/gm.conf" $GM_PORT "$D/gm.pid"
+# (f): the gate of (b) with metrics_listen set (counters on, endpoint up)
+gate_conf "$D/gx.conf" $GX_PORT 127.0.0.1:$SINK_PORT none
+echo "metrics_listen = 127.0.0.1:$GX_METRICS" >>"$D/gx.conf"
+start_gate "$D/gx.conf" $GX_PORT "$D/gx.pid"
 
 # warm-up (not measured)
 MSGS_SAVED=$MSGS; MSGS=200
 run $SINK_PORT >/dev/null; run $GA_PORT >/dev/null; run $BE_PLAIN >/dev/null; run $GC_PORT >/dev/null
-run $GM_PORT >/dev/null
+run $GM_PORT >/dev/null; run $GX_PORT >/dev/null
 MSGS=$MSGS_SAVED
 
 a=$(best $SINK_PORT); b=$(best $GA_PORT)
 d=$(best $BE_PLAIN); c=$(best $GC_PORT)
 e=$(best $GM_PORT)
+# metrics on/off, alternated round by round so both see the same load
+bx=0; f=0
+for _ in $(seq 1 "$ROUNDS"); do
+	r=$(best $GA_PORT); [ "$r" -gt "$bx" ] && bx=$r
+	r=$(best $GX_PORT); [ "$r" -gt "$f" ] && f=$r
+done
 printf '%-52s %8s msg/s\n' "(a) smtp-sink directly" "$a"
 printf '%-52s %8s msg/s\n' "(b) gate (handoff none) -> smtp-sink" "$b"
 printf '%-52s %8s msg/s\n' "(c) gate (PROXY v2) -> Postfix backend" "$c"
 printf '%-52s %8s msg/s\n' "(d) Postfix backend directly" "$d"
 printf '%-52s %8s msg/s\n' "(e) gate (handoff none) + 1 no-op milter -> smtp-sink" "$e"
+printf '%-52s %8s msg/s (b again: %s)\n' "(f) gate (handoff none) with metrics -> smtp-sink" "$f" "$bx"
 echo "$a $b $c $d $e" | awk '{ printf "ratio b/a = %.2f (target >= 0.85)\nratio c/d = %.2f (target >= 0.90)\nratio e/b = %.2f (milter, target >= 0.80)\n", $2/$1, $3/$4, $5/$2 }'
+echo "$bx $f" | awk '{ printf "ratio f/b = %.2f (metrics on/off, target >= 0.98)\n", $2/$1 }'
+curl -fs "http://127.0.0.1:$GX_METRICS/metrics" | grep '^tailwart_gate_messages_total{result="accepted"}' || true
 
 # memory of an idle worker (a child of gate (c)'s master that is idle now)
 master=$(cat "$D/gc.pid")

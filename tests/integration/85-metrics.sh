@@ -177,6 +177,15 @@ a=$(value 9128 'tailwart_gate_sessions_total{outcome="quit"}')
 a=$(value 9128 'tailwart_gate_transaction_seconds_count{result="accepted"}')
 [ "$a" = 2000 ] && tw_ok "transaction histogram count 2000" || tw_fail "transaction histogram count 2000" "got $a"
 
+# the endpoint child dies with its master (kill -9): the port closes, and no
+# worker holds the metrics socket either
+kill -9 "$(tw_gate_pid flood)"
+i=0
+while tw_listening 127.0.0.1 9128 && [ $i -lt 30 ]; do sleep 0.2; i=$((i + 1)); done
+tw_listening 127.0.0.1 9128 && tw_fail "kill -9 of the master: the metrics port closes" \
+	"$(ss -Hltnp 'sport = :9128')" || tw_ok "kill -9 of the master: the metrics port closes"
+tw_stop_gate flood >/dev/null 2>&1
+
 # ---- bad requests to the metrics port ---------------------------------------
 python3 - "$T" >"$T/bad.out" 2>&1 <<'PY'
 import socket, sys, time
