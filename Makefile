@@ -37,7 +37,7 @@ PROGS    := $(if $(GATE_SRC),$(B)/tailwart-gate) $(if $(RELAY_SRC),$(B)/tailwart
 UNITS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS  := $(patsubst tests/helpers/%.c,$(B)/tests/%,$(HELPER_SRC))
 
-.PHONY: all deps run check check-unit check-asan bench install clean stop
+.PHONY: all deps run check check-unit check-asan bench install clean stop fuzz fuzz-build
 all: $(PROGS) $(UNITS) $(HELPERS)
 
 $(B)/%.o: %.c $(wildcard lib/*.h policy/*.h gate/*.h relay/*.h milter/*.h)
@@ -110,5 +110,34 @@ install: all
 	for f in docs/*.5; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man5/ || true; done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tailwart/
 
+# Fuzzing (clang + libFuzzer). `make fuzz` builds every tests/fuzz/fuzz_*.c
+# into $(FUZZ_B)/ (all objects with -fsanitize=fuzzer-no-link,address,
+# undefined; each program's objects but its main() in an archive, so a
+# target links what it calls) and runs each for FUZZ_SECONDS on a scratch
+# copy of tests/fuzz/corpus/<target>/. See tests/fuzz/README.md.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_B       ?= build-fuzz
+FUZZ_CFLAGS   = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_PROGS   := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+FUZZ_ARCH    := $(B)/libgate.a $(B)/librelay.a $(B)/libmilter.a
+
+fuzz: deps
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_B)/fuzz $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_PROGS)
+$(B)/libgate.a: $(call obj,$(filter-out gate/gate_main.c,$(GATE_SRC)))
+	@rm -f $@; ar rcs $@ $^
+$(B)/librelay.a: $(call obj,$(filter-out relay/relay_main.c,$(RELAY_SRC)))
+	@rm -f $@; ar rcs $@ $^
+$(B)/libmilter.a: $(call obj,$(filter-out milter/milter_main.c,$(MILTER_SRC)))
+	@rm -f $@; ar rcs $@ $^
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_ARCH) $(POLICY_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $(LDFLAGS) -o $@ $< $(FUZZ_ARCH) $(POLICY_A) $(LIB_A) $(PKG_LIBS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

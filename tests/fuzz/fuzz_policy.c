@@ -10,13 +10,7 @@
  *   4  policy_spf_expand: an exp= explanation from DNS
  * Contract checked: no crash, outputs NUL-terminated within their buffers.
  *
- * Build and run (from the project root):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
- *     -Ilib -Ipolicy tests/fuzz/fuzz_policy.c policy/*.c lib/config.c lib/log.c \
- *     lib/net.c -lcares -lspf2 -lcrypto -llmdb -lhiredis -pthread -o build/fuzz_policy
- *   mkdir -p build/fuzz_policy.corpus && build/fuzz_policy -max_total_time=60 \
- *     -max_len=2048 build/fuzz_policy.corpus
- * It has no main(): the Makefile does not build tests/fuzz/.
+ * Built and run by `make fuzz` (see tests/fuzz/README.md).
  */
 #include <stddef.h>
 #include <stdint.h>

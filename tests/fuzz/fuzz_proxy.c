@@ -5,12 +5,7 @@
  * strings), and re-encoding every decoded address pair as v2 and v1 to check
  * that both decode back to the same addresses.
  *
- * Build and run (from the project root; clang from Debian's clang package):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Ilib \
- *     tests/fuzz/fuzz_proxy.c lib/proxy.c -o build/fuzz_proxy
- *   mkdir -p build/fuzz_proxy.corpus && build/fuzz_proxy -max_total_time=60 \
- *     -max_len=600 build/fuzz_proxy.corpus
- * It has no main(): the Makefile does not build tests/fuzz/.
+ * Built and run by `make fuzz` (see tests/fuzz/README.md).
  */
 #include <stddef.h>
 #include <stdint.h>
