@@ -124,7 +124,9 @@ finish() {
 # mmdebstrap reads the sources from stdin (deb822 stanzas); the merged-usr hook
 # avoids the usrmerge package and the perl it pulls in.
 make_base() {
-	if [ -n "${TW_CT_BASE:-}" ]; then
+	if [ -n "${TW_CT_CACHE:-}" ] && podman image exists localhost/debian:bookworm-slim; then
+		return 0   # the cached base keeps the cached layers valid
+	elif [ -n "${TW_CT_BASE:-}" ]; then
 		cp "$TW_CT_BASE" "$T/rootfs.tar"
 	else
 		cat /etc/apt/sources.list.d/*.sources | grep -v '^#' |
