@@ -67,7 +67,7 @@ events_logger = "file"
 events_logfile_path = "$T/events.log"
 tmp_dir = "$T/tmp"
 volume_path = "$T/volumes"
-static_dir = "$GRAPHROOT/libpod"
+static_dir = "$T/libpod"
 [network]
 network_backend = "netavark"
 network_config_dir = "$T/networks"
