@@ -4,7 +4,7 @@
 #   tailwart gate [ARGS]       tailwart-gate in the foreground, logs on stderr
 #   tailwart relay [ARGS]      tailwart-relay likewise
 #   tailwart milter [ARGS]     tailwart-milter likewise (reads gate.conf)
-#   tailwart check             check both configurations (-n) and exit
+#   tailwart check [gate|relay] check the configuration(s) (-n) and exit
 #   tailwart queue CMD [ID]    the relay's queue commands (list, flush ...)
 #   tailwart health gate|relay SMTP greeting probe of the first listener,
 #                              for the healthchecks: exit 0 when it answers
@@ -50,8 +50,12 @@ relay) exec tailwart-relay -f -c "$RELAY_CONF" "$@" ;;
 milter) exec tailwart-milter -f -c "$GATE_CONF" "$@" ;;
 queue) exec tailwart-relay -c "$RELAY_CONF" queue "$@" ;;
 check)
-	tailwart-gate -n -c "$GATE_CONF"
-	exec tailwart-relay -n -c "$RELAY_CONF"
+	case ${1:-both} in
+	gate) exec tailwart-gate -n -c "$GATE_CONF" ;;
+	relay) exec tailwart-relay -n -c "$RELAY_CONF" ;;
+	both) tailwart-gate -n -c "$GATE_CONF" && exec tailwart-relay -n -c "$RELAY_CONF" ;;
+	*) echo "usage: tailwart check [gate|relay]" >&2; exit 2 ;;
+	esac
 	;;
 health)
 	case ${1:-} in

@@ -17,6 +17,8 @@
 #   2.0.192.in-addr.arpa.  PTR 192.0.2.20 -> mail.spf.test.
 # The process runs as root without chroot, daemonized, pid in DIR.
 # TW_DNS_EXTRA=FILE: more server-clause lines (local-data ...) included.
+# $PEER_DNS_ALLOW (default 127.0.0.0/8): the clients it answers besides
+# 192.0.2.0/24 (a CIDR; 0.0.0.0/0 for a resolver inside a container).
 set -eu
 
 cmd=${1:-}
@@ -71,7 +73,7 @@ server:
 	verbosity: 1
 	so-rcvbuf: 4m
 	so-sndbuf: 4m
-	access-control: 127.0.0.0/8 allow
+	access-control: ${PEER_DNS_ALLOW:-127.0.0.0/8} allow
 	access-control: 192.0.2.0/24 allow
 	module-config: "iterator"
 	do-not-query-localhost: no
