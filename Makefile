@@ -37,7 +37,7 @@ PROGS    := $(if $(GATE_SRC),$(B)/tailwart-gate) $(if $(RELAY_SRC),$(B)/tailwart
 UNITS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS  := $(patsubst tests/helpers/%.c,$(B)/tests/%,$(HELPER_SRC))
 
-.PHONY: all deps run check check-unit check-asan bench install clean stop
+.PHONY: all deps run check check-unit check-asan bench install clean stop fresh-check
 all: $(PROGS) $(UNITS) $(HELPERS)
 
 $(B)/%.o: %.c $(wildcard lib/*.h policy/*.h gate/*.h relay/*.h milter/*.h)
@@ -100,6 +100,11 @@ bench: deps
 	@bash tests/bench/policy.sh
 	@bash tests/bench/milter.sh
 	@bash tests/bench/relay.sh
+
+# The README's first commands on a fresh Debian 12 root (mmdebstrap), root
+# only, a few minutes: see tests/fresh/fresh-check.sh.
+fresh-check: deps
+	@sh tests/fresh/fresh-check.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/tailwart $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/tailwart
