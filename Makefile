@@ -5,7 +5,7 @@
 
 CC       ?= cc
 PREFIX   ?= /usr/local
-PKGS      = openssl libcares milter opendkim lmdb hiredis
+PKGS      = openssl libcares milter opendkim lmdb hiredis libsystemd
 # Asked of pkg-config when a recipe first needs them, not when make reads this
 # file: on a fresh machine `make run` installs the -dev packages (deps) before
 # anything is compiled, and the targets that install call $(MAKE) again after

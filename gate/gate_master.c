@@ -27,6 +27,7 @@
 
 #include "gate.h"
 #include "log.h"
+#include "notify.h"
 #include "tls.h"
 
 volatile sig_atomic_t gate_sig_term;
@@ -570,6 +571,7 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	log_info("started generation=1 workers_min=%llu workers_max=%llu backend=%s:%s",
 	    cfg->workers_min, cfg->workers_max, cfg->backend.host, cfg->backend.port);
 	maintain_pool(&m);
+	(void)notify_ready();
 
 	while (!gate_sig_term) {
 		struct pollfd pfd[1] = {
@@ -594,10 +596,13 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 		if (sig_hup) {
 			sig_hup = 0;
 			log_info("reload requested");
+			(void)notify_reloading();
 			reload(&m);
+			(void)notify_ready();
 		}
 		maintain_pool(&m);
 	}
+	(void)notify_stopping();
 	drain(&m);
 	if (*m.cfg->pid_file)
 		(void)unlink(m.cfg->pid_file);

@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "milter.h"
+#include "notify.h"
 
 const struct milter_runtime *milter_rt;
 
@@ -146,7 +147,9 @@ main(int argc, char **argv)
 	}
 	log_info("tailwart-milter listening on %s authserv-id=%s dkim=%s", cfgp->listen,
 	    cfgp->authserv_id, rtp->dkim ? "verify" : "off");
+	(void)notify_ready();
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	(void)notify_stopping();
 	/* libmilter does not join its session threads: wait for them (10 s)
 	 * before the runtime they use goes away */
 	for (int i = 0; i < 100 && milter_filter_active() > 0; i++)
