@@ -43,13 +43,13 @@ UNITS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS  := $(patsubst tests/helpers/%.c,$(B)/tests/%,$(HELPER_SRC))
 MANS     := $(patsubst docs/%.md,$(B)/man/%,$(wildcard docs/*.[1-8].md))
 
-.PHONY: all deps run check check-unit check-asan bench install clean stop fresh-check man
+.PHONY: all deps run check check-unit check-asan bench install clean stop fresh-check man deb
 all: $(PROGS) $(UNITS) $(HELPERS)
 
 $(B)/%.o: %.c $(wildcard lib/*.h policy/*.h gate/*.h relay/*.h milter/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c -o $@ $<
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIB_A): $(call obj,$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
@@ -147,6 +147,14 @@ install: all man
 		echo "install: the system user tailwart and /var/lib/tailwart, /var/spool/tailwart (owned by it) are"; \
 		echo "install: left to the package (or to 'make install' as root with no DESTDIR)"; \
 	fi
+
+# The Debian package (debian/), built from a copy of the tree's files (tracked
+# and new, not ignored) in $(B)/deb: $(B)/deb/tailwart_VERSION_ARCH.deb.
+deb:
+	rm -rf $(B)/deb && mkdir -p $(B)/deb/tailwart
+	git ls-files -co --exclude-standard | tar --ignore-failed-read -cf - -T - | tar -C $(B)/deb/tailwart -xf -
+	cd $(B)/deb/tailwart && dpkg-buildpackage -us -uc -b
+	@ls $(B)/deb/*.deb
 
 clean:
 	rm -rf build build-asan

@@ -17,7 +17,7 @@ libmilter-dev libopendkim-dev liblmdb-dev libhiredis-dev libsystemd-dev postfix 
 unbound redis-server opendkim opendkim-tools miltertest sasl2-bin
 libsasl2-modules openssl iproute2 procps netcat-openbsd valgrind
 ca-certificates python3 coreutils haproxy libnet-ssleay-perl
-libio-socket-inet6-perl libnet-dns-perl rspamd mmdebstrap slirp4netns lowdown man-db $*"
+libio-socket-inet6-perl libnet-dns-perl rspamd mmdebstrap slirp4netns lowdown man-db debhelper lintian $*"
 
 missing=""
 for p in $PKGS; do
