@@ -5,7 +5,7 @@
 
 CC       ?= cc
 PREFIX   ?= /usr/local
-PKGS      = openssl libcares milter opendkim lmdb hiredis
+PKGS      = openssl libcares milter opendkim lmdb hiredis libsystemd
 # Asked of pkg-config when a recipe first needs them, not when make reads this
 # file: on a fresh machine `make run` installs the -dev packages (deps) before
 # anything is compiled, and the targets that install call $(MAKE) again after
@@ -20,6 +20,11 @@ CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Ilib -Ipolicy $(PKG_CFLAGS)
 LDFLAGS  ?=
 B        ?= build
+SBINDIR   = $(PREFIX)/sbin
+MANDIR    = $(PREFIX)/share/man
+DOCDIR    = $(PREFIX)/share/doc/tailwart
+# Debian 12 keeps packaged units in /lib/systemd/system
+UNITDIR  ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 
 LIB_SRC    := $(wildcard lib/*.c)
 POLICY_SRC := $(wildcard policy/*.c)
@@ -36,16 +41,18 @@ PROGS    := $(if $(GATE_SRC),$(B)/tailwart-gate) $(if $(RELAY_SRC),$(B)/tailwart
             $(if $(MILTER_SRC),$(B)/tailwart-milter)
 UNITS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS  := $(patsubst tests/helpers/%.c,$(B)/tests/%,$(HELPER_SRC))
+MANS     := $(patsubst docs/%.md,$(B)/man/%,$(wildcard docs/*.[1-8].md))
 
 .PHONY: all deps run check check-unit check-asan bench install clean stop
 .PHONY: fuzz fuzz-build
 .PHONY: container-check
+.PHONY: fresh-check man deb
 all: $(PROGS) $(UNITS) $(HELPERS)
 
 $(B)/%.o: %.c $(wildcard lib/*.h policy/*.h gate/*.h relay/*.h milter/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c -o $@ $<
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIB_A): $(call obj,$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
@@ -108,14 +115,54 @@ bench: deps
 container-check:
 	@sh tests/container/container-check.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/tailwart $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/tailwart
-	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/sbin/
+# The README's first commands on a fresh Debian 12 root (mmdebstrap), root
+# only, a few minutes: see tests/fresh/fresh-check.sh.
+fresh-check: deps
+	@sh tests/fresh/fresh-check.sh
+
+# Manual pages: roff generated from docs/NAME.SECTION.md with lowdown.
+man: $(MANS)
+$(B)/man/%: docs/%.md docs/md2man.sh
+	@mkdir -p $(dir $@)
+	@echo "  MAN     $@"
+	@sh docs/md2man.sh $< $@
+
+# What the Debian package installs (debian/rules calls this with PREFIX=/usr):
+# programs, units, manual pages, docs, and the sample configs in /etc/tailwart
+# unless they exist.  With DESTDIR empty, as root, it also does what the
+# package's postinst does: the system user tailwart, its state and spool
+# directories, smarthost.conf readable by its group.
+install: all man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR)/tailwart-.service.d \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)/etc/tailwart
+	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
+	for u in systemd/*.service; do \
+		sed 's,/usr/sbin/,$(SBINDIR)/,g' $$u >$(DESTDIR)$(UNITDIR)/$${u#systemd/} && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$${u#systemd/} || exit 1; done
+	install -m 0644 systemd/tailwart-.service.d/*.conf $(DESTDIR)$(UNITDIR)/tailwart-.service.d/
+	install -m 0644 $(filter %.5,$(MANS)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(filter %.8,$(MANS)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	test -e $(DESTDIR)/etc/tailwart/gate.conf || install -m 0644 gate.conf $(DESTDIR)/etc/tailwart/gate.conf
 	test -e $(DESTDIR)/etc/tailwart/smarthost.conf || install -m 0640 smarthost.conf $(DESTDIR)/etc/tailwart/smarthost.conf
-	for f in docs/*.8; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man8/ || true; done
-	for f in docs/*.5; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man5/ || true; done
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tailwart/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+		getent passwd tailwart >/dev/null || useradd --system --user-group --no-create-home \
+			--home-dir /var/lib/tailwart --shell /usr/sbin/nologin tailwart || exit 1; \
+		install -d -o tailwart -g tailwart -m 0750 /var/lib/tailwart /var/spool/tailwart || exit 1; \
+		chgrp tailwart /etc/tailwart/smarthost.conf || exit 1; \
+		echo "install: then: systemctl daemon-reload; systemctl enable --now tailwart-gate tailwart-relay"; \
+	else \
+		echo "install: the system user tailwart and /var/lib/tailwart, /var/spool/tailwart (owned by it) are"; \
+		echo "install: left to the package (or to 'make install' as root with no DESTDIR)"; \
+	fi
+
+# The Debian package (debian/), built from a copy of the tree's files (tracked
+# and new, not ignored) in $(B)/deb: $(B)/deb/tailwart_VERSION_ARCH.deb.
+deb:
+	rm -rf $(B)/deb && mkdir -p $(B)/deb/tailwart
+	git ls-files -co --exclude-standard | tar --ignore-failed-read -cf - -T - | tar -C $(B)/deb/tailwart -xf -
+	cd $(B)/deb/tailwart && dpkg-buildpackage -us -uc -b
+	@ls $(B)/deb/*.deb
 
 # Fuzzing (clang + libFuzzer). `make fuzz` builds every tests/fuzz/fuzz_*.c
 # into $(FUZZ_B)/ (all objects with -fsanitize=fuzzer-no-link,address,

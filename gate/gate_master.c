@@ -28,6 +28,7 @@
 #include "gate.h"
 #include "gate_metrics.h"
 #include "log.h"
+#include "notify.h"
 #include "tls.h"
 
 volatile sig_atomic_t gate_sig_term;
@@ -605,6 +606,7 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	log_info("started generation=1 workers_min=%llu workers_max=%llu backend=%s:%s",
 	    cfg->workers_min, cfg->workers_max, cfg->backend.host, cfg->backend.port);
 	maintain_pool(&m);
+	(void)notify_ready();
 
 	while (!gate_sig_term) {
 		struct pollfd pfd[1] = {
@@ -629,13 +631,16 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 		if (sig_hup) {
 			sig_hup = 0;
 			log_info("reload requested");
+			(void)notify_reloading();
 			gate_metrics_reload_begin(&m.rt);
 			reload(&m);
 			gate_metrics_reload_end(&m.rt);
+			(void)notify_ready();
 		}
 		maintain_pool(&m);
 		gate_metrics_master_tick(&m.rt, m.uid, m.gid);
 	}
+	(void)notify_stopping();
 	drain(&m);
 	if (*m.cfg->pid_file)
 		(void)unlink(m.cfg->pid_file);

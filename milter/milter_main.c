@@ -27,6 +27,7 @@
 #include "log.h"
 #include "milter.h"
 #include "milter_metrics.h"
+#include "notify.h"
 
 const struct milter_runtime *milter_rt;
 
@@ -159,7 +160,9 @@ main(int argc, char **argv)
 	    cfgp->authserv_id, rtp->dkim ? "verify" : "off");
 	if (milter_metrics_start() != 0)
 		log_warn("metrics: cannot start the endpoint thread");
+	(void)notify_ready();
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	(void)notify_stopping();
 	milter_metrics_stop();
 	/* libmilter does not join its session threads: wait for them (10 s)
 	 * before the runtime they use goes away */

@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "notify.h"
 #include "relay_config.h"
 #include "relay_dkim.h"
 #include "relay_metrics.h"
@@ -231,6 +232,7 @@ run_master(const char *path, int foreground)
 	for (int r = 0; r < CHILD_N; r++)
 		if (spawn(&ms, (enum child_role)r) < 0)
 			ms.respawn_at[r] = time(NULL) + 1;
+	(void)notify_ready();
 	for (;;) {
 		struct pollfd pfd;
 		time_t now;
@@ -242,6 +244,7 @@ run_master(const char *path, int foreground)
 			fatal("poll: %s", strerror(errno));
 		if (relay_sig_take(RELAY_SIG_TERM)) {
 			log_info("tailwart-relay stopping");
+			(void)notify_stopping();
 			stop_children(&ms);
 			break;
 		}
@@ -249,6 +252,7 @@ run_master(const char *path, int foreground)
 			log_reopen();
 		if (relay_sig_take(RELAY_SIG_HUP)) {
 			struct relay_config nc;
+			(void)notify_reloading();
 			if (load(path, &nc, err, sizeof(err)) != 0)
 				log_err("reload refused, keeping the running config: %s", err);
 			else {
@@ -264,6 +268,7 @@ run_master(const char *path, int foreground)
 				for (int r = 0; r < CHILD_N; r++)
 					ms.respawn_at[r] = time(NULL);
 			}
+			(void)notify_ready();
 		}
 		(void)relay_sig_take(RELAY_SIG_CHLD);
 		for (;;) {

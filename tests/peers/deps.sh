@@ -13,13 +13,14 @@
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev libc-ares-dev libspf2-dev
-libmilter-dev libopendkim-dev liblmdb-dev libhiredis-dev postfix swaks
+libmilter-dev libopendkim-dev liblmdb-dev libhiredis-dev libsystemd-dev postfix swaks
 unbound redis-server opendkim opendkim-tools miltertest sasl2-bin
 libsasl2-modules openssl iproute2 procps netcat-openbsd valgrind
 ca-certificates python3 coreutils haproxy libnet-ssleay-perl
 libio-socket-inet6-perl libnet-dns-perl rspamd
 prometheus curl
-clang $*"
+clang
+mmdebstrap slirp4netns lowdown man-db debhelper lintian $*"
 
 missing=""
 for p in $PKGS; do
