@@ -100,7 +100,8 @@ reset_transaction(struct gate_session *s)
 }
 
 
-static void
+/* HELO/EHLO name: 0 when taken, -1 when refused (its reply is queued). */
+static int
 cmd_helo_common(struct gate_session *s, char *arg, int esmtp)
 {
 	char *sp;
@@ -112,12 +113,12 @@ cmd_helo_common(struct gate_session *s, char *arg, int esmtp)
 		if ((unsigned char)*p < 33 || *p == 127) {
 			gate_error(s);
 			gate_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
-			return;
+			return -1;
 		}
 	if (strlen(arg) >= sizeof(s->helo)) {
 		gate_error(s);
 		gate_reply(s, "501 5.5.4 Syntax: hostname too long");
-		return;
+		return -1;
 	}
 	if (s->state == ST_MAIL || s->state == ST_RCPT)
 		gate_backend_rset(s);
@@ -125,6 +126,7 @@ cmd_helo_common(struct gate_session *s, char *arg, int esmtp)
 	snprintf(s->helo, sizeof(s->helo), "%s", arg);
 	s->esmtp = esmtp;
 	gate_enter_state(s, ST_HELO);
+	return 0;
 }
 
 static void
@@ -134,8 +136,9 @@ cmd_ehlo(struct gate_session *s, char *arg)
 	char size[48];
 	size_t n = 0;
 
-	cmd_helo_common(s, arg, 1);
-	if (s->state != ST_HELO)
+	/* a refused name after an earlier good EHLO leaves the state at
+	 * ST_HELO: one reply per command (found by fuzz_gate) */
+	if (cmd_helo_common(s, arg, 1) != 0 || s->state != ST_HELO)
 		return;
 	if (gate_filter_helo(s) != 0)
 		return;
@@ -156,8 +159,8 @@ cmd_ehlo(struct gate_session *s, char *arg)
 static void
 cmd_helo(struct gate_session *s, char *arg)
 {
-	cmd_helo_common(s, arg, 0);
-	if (s->state == ST_HELO && gate_filter_helo(s) == 0)
+	if (cmd_helo_common(s, arg, 0) == 0 && s->state == ST_HELO &&
+	    gate_filter_helo(s) == 0)
 		gate_reply(s, "250 %s", s->cfg->hostname);
 }
 

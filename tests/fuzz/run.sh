@@ -9,7 +9,8 @@
 # and the input that did it is printed; it is then run once more on that
 # input alone: a failure that does not reproduce (a timeout on a loaded
 # machine) is reported but not counted as failed. Last line:
-# "N passed, N failed".
+# "N passed, N failed". Then every input in tests/fuzz/crashes/ is run once
+# through its target (the name says which) and must run clean.
 set -u
 bindir=$1
 secs=$2
@@ -61,6 +62,23 @@ for t in $targets; do
 	fi
 	echo "fuzz: $t FAILED rc=$rc input=${crash:-none} log=$scratch/$t/log"
 	fail=$((fail + 1))
+done
+
+# Every input that once crashed a target (tests/fuzz/crashes/PREFIX-what,
+# PREFIX = the target without "fuzz_") must now run clean: the fixes stay.
+for c in "$here"/crashes/*; do
+	[ -f "$c" ] || continue
+	t=fuzz_$(basename "$c" | cut -d- -f1)
+	[ -x "$bindir/$t" ] || continue
+	case " ${*:-$t} " in *" $t "*) ;; *) continue ;; esac
+	if "$bindir/$t" -timeout=25 -rss_limit_mb=2048 -close_fd_mask=3 "$c" \
+		>"$scratch/$(basename "$c").log" 2>&1; then
+		echo "fuzz: $t ok on the old crash $(basename "$c")"
+		pass=$((pass + 1))
+	else
+		echo "fuzz: $t FAILED on the old crash $c (log $scratch/$(basename "$c").log)"
+		fail=$((fail + 1))
+	fi
 done
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
