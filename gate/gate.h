@@ -41,6 +41,7 @@ struct gate_settings {
 	unsigned long long passthrough_max_per_ip;
 	unsigned	 passthrough_idle_timeout;
 	unsigned	 timeout_command, timeout_data, timeout_proxy;
+	unsigned	 timeout_session;	/* whole session, from the worker's start */
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;
 	int		 smtputf8;

@@ -39,6 +39,7 @@ static const struct conf_key gate_schema[] = {
 	{ "timeout_command", CT_DURATION, "5m", OFF(timeout_command), NULL, 1, 3600 },
 	{ "timeout_data", CT_DURATION, "3m", OFF(timeout_data), NULL, 1, 3600 },
 	{ "timeout_proxy", CT_DURATION, "5s", OFF(timeout_proxy), NULL, 1, 300 },
+	{ "timeout_session", CT_DURATION, "1h", OFF(timeout_session), NULL, 1, 86400 },
 	{ "backend_connect_timeout", CT_DURATION, "10s", OFF(backend_connect_timeout), NULL, 1, 300 },
 	{ "backend_timeout", CT_DURATION, "2m", OFF(backend_timeout), NULL, 1, 3600 },
 	{ "backend_data_timeout", CT_DURATION, "10m", OFF(backend_data_timeout), NULL, 1, 3600 },
@@ -196,6 +197,15 @@ gate_config_load(const char *path, struct gate_settings *s, char *err, size_t er
 	    derive(&c, s, err, errlen) == 0 &&
 	    policy_config_load(&c, &s->policy, err, errlen) == 0) {
 		s->policy_loaded = 1;
+		{
+			/* a concurrency slot must not expire while its session
+			 * can still run: the screen's wait, the whole session
+			 * and the drain fit inside the slot's safety expiry */
+			unsigned need = s->timeout_session + s->timeout_command + s->pregreet_wait +
+			    s->drain_timeout + 60;
+			if (s->policy.rate.conc_ttl < need)
+				s->policy.rate.conc_ttl = need;
+		}
 		for (size_t i = 0; gate_foreign_keys[i] != NULL; i++)
 			while (conf_take(&c, gate_foreign_keys[i]) != NULL)
 				;

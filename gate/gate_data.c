@@ -77,15 +77,17 @@ gate_data_read(struct gate_session *s, struct gate_data *d)
 {
 	int bol = 1, prev_crlf = 1;	/* "DATA\r\n" ended in CRLF */
 
-	s->io.timeout_ms = (int)s->cfg->timeout_data * 1000;
 	for (;;) {
 		const char *l;
 		size_t n;
-		enum io_status st = io_getline(&s->io, &l, &n);
+		enum io_status st;
 
+		s->io.timeout_ms = gate_client_timeout(s, s->cfg->timeout_data);
+		st = io_getline(&s->io, &l, &n);
 		if (st == IO_TIMEOUT || st == IO_EOF || st == IO_ERROR) {
-			log_info("%s data status=%s size=%zu", s->id,
-			    st == IO_TIMEOUT ? "timeout" : "client-lost", d->size);
+			if (st != IO_TIMEOUT || !gate_session_expired(s))
+				log_info("%s data status=%s size=%zu", s->id,
+				    st == IO_TIMEOUT ? "timeout" : "client-lost", d->size);
 			if (st == IO_TIMEOUT)
 				gate_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
 			return -1;

@@ -69,13 +69,33 @@ state_name(enum gate_state st)
 	return "?";
 }
 
+int
+gate_client_timeout(const struct gate_session *s, unsigned base_s)
+{
+	long long left = s->started_ms + (long long)s->cfg->timeout_session * 1000 - gate_now_ms();
+
+	if (left < 1)
+		left = 1;
+	return (long long)base_s * 1000 < left ? (int)base_s * 1000 : (int)left;
+}
+
+int
+gate_session_expired(struct gate_session *s)
+{
+	if (gate_now_ms() < s->started_ms + (long long)s->cfg->timeout_session * 1000)
+		return 0;
+	log_info("%s disconnect reason=session-deadline timeout_session=%u state=%s", s->id,
+	    s->cfg->timeout_session, state_name(s->state));
+	return 1;
+}
+
 void
 gate_enter_state(struct gate_session *s, enum gate_state st)
 {
 	if (s->state != st)
 		log_debug("%s state %s -> %s", s->id, state_name(s->state), state_name(st));
 	s->state = st;
-	s->io.timeout_ms = (int)s->cfg->timeout_command * 1000;
+	s->io.timeout_ms = gate_client_timeout(s, s->cfg->timeout_command);
 }
 
 void
@@ -613,11 +633,14 @@ gate_session_run(struct gate_runtime *rt, int fd, const struct sockaddr_storage 
 	while (s->state != ST_QUIT) {
 		const char *l;
 		size_t n;
-		enum io_status st = io_getline(&s->io, &l, &n);
+		enum io_status st;
 
+		s->io.timeout_ms = gate_client_timeout(s, s->cfg->timeout_command);
+		st = io_getline(&s->io, &l, &n);
 		if (st == IO_TIMEOUT) {
 			gate_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
-			log_info("%s timeout state=%s", s->id, state_name(s->state));
+			if (!gate_session_expired(s))
+				log_info("%s timeout state=%s", s->id, state_name(s->state));
 			s->metric_outcome = GMO_TIMEOUT;
 			break;
 		}

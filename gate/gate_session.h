@@ -78,6 +78,11 @@ int  gate_reply(struct gate_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void gate_enter_state(struct gate_session *s, enum gate_state st);
 void gate_error(struct gate_session *s);	/* counts client errors */
+/* The wait for the client: base_s seconds, cut to what is left of
+ * timeout_session (at least 1 ms; the deadline then shows as a timeout). */
+int  gate_client_timeout(const struct gate_session *s, unsigned base_s);
+/* After a client timeout: was it the whole-session deadline? Logs it. */
+int  gate_session_expired(struct gate_session *s);
 
 /* backend (gate_backend.c). On failure, the open and relay functions
  * have already sent the client the right 4xx and logged it. */

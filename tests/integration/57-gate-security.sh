@@ -12,7 +12,8 @@
 #    stays small;
 #  - XCLIENT HELO= is xtext; a trusted PROXY header with a v4-mapped client
 #    and an IPv6 destination still hands off (PROXY v2 TCP6, mapped);
-#  - client-chosen values (from=, to=, helo=) are quoted in the gate's log.
+#  - client-chosen values (from=, to=, helo=) are quoted in the gate's log;
+#  - timeout_session bounds a whole session.
 # Ports: gate 25057, pass-through 25058, fake backends 26057-26058, Postfix
 # 26059, milters 28571-28579.
 . "$(dirname "$0")/../lib.sh"
@@ -252,5 +253,29 @@ grep -q "accepted from=\"<'x> reason=ok rcpts=0 y'@evil.example>\" rcpts=1 " "$T
 	tw_ok "log: from= is one quoted value (no fake reason=/rcpts= fields)" ||
 	tw_fail "log: from= is one quoted value" "$(grep ' accepted ' "$T/gate.log")"
 tw_bg_stop fakel
+
+# ---- a whole-session deadline (timeout_session) ---------------------------------------
+# a client that keeps talking within timeout_command is still closed when the
+# session is older than timeout_session (3 s here)
+tw_bg fakes python3 "$FAKE" --die-at none --lifetime 60 --log "$T/fakes.log" 26058
+tw_wait_port 127.0.0.1 26058 5 >/dev/null
+gate session backend=127.0.0.1:26058 timeout_session=3s timeout_command=60s
+tw_chat_expect "timeout_session=3s: a client sending NOOP every second gets 421" -t 6 \
+	-b 127.0.0.9 127.0.0.1 $GP <<'EOF'
+< 220
+> EHLO client.example.org
+< 250
+sleep 1
+> NOOP
+< 250
+sleep 1
+> NOOP
+< 250
+sleep 1.5
+< 421 4.4.2
+EOF
+grep -q 'disconnect reason=session-deadline' "$T/gate.log" && tw_ok "timeout_session: logged" ||
+	tw_fail "timeout_session: logged" "$(tw_gate_log gate)"
+tw_bg_stop fakes
 
 tw_summary
