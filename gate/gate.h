@@ -18,6 +18,7 @@
 #include "policy_store.h"
 #include "gate_milter.h"
 #include "proxy.h"
+#include "gate_backends.h"
 
 enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
 
@@ -42,6 +43,9 @@ struct gate_settings {
 	unsigned	 timeout_command, timeout_data, timeout_proxy;
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;
+	int		 backend_policy;	/* enum gate_backend_policy */
+	unsigned long long backend_fail_max;
+	unsigned	 backend_backoff, backend_backoff_max;
 	int		 smtputf8;
 	int		 screen;		/* connections go through the screen */
 	int		 pregreet_action;	/* enum policy_mode order: ignore|log|enforce */
@@ -53,7 +57,9 @@ struct gate_settings {
 	int		 policy_loaded;
 
 	/* derived */
-	struct net_endpoint	 backend;
+	struct net_endpoint	 backend;	/* the first of backends (for logs) */
+	struct gate_backend_list backends;	/* every address of `backend` */
+	struct gate_backend_rule be_rule;
 	struct net_endpoint	 metrics_ep;	/* metrics_listen, parsed */
 	struct net_cidr_list	 trusted_proxies;
 	struct gate_listener	*listeners;
@@ -82,6 +88,8 @@ struct gate_runtime {
 	 * the master reads it on its tick. No syscall, no wake-up per session. */
 	unsigned char		*scoreboard;
 	unsigned		 slot;
+	/* Backend health shared the same way (gate_backends.h). */
+	struct gate_backend_board *backends;
 	struct policy_store	*store;		/* NULL when no check needs it */
 	struct policy_dns	*dns;		/* per process, opened on first use */
 	int			 pass_fd;	/* screen: send end; worker: receive end */

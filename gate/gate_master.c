@@ -448,6 +448,7 @@ reload(struct master *m)
 			SSL_CTX_free(tls);
 		return;
 	}
+	gate_backends_bind(m->rt.backends, &n->backends);
 	close_listeners(m->cfg);	/* the ones not carried over */
 	gate_config_free(m->cfg);
 	free(m->cfg);
@@ -519,6 +520,11 @@ setup_pipes(struct master *m)
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m->rt.scoreboard == MAP_FAILED)
 		return -1;
+	m->rt.backends = mmap(NULL, sizeof(*m->rt.backends), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m->rt.backends == MAP_FAILED)
+		return -1;
+	gate_backends_bind(m->rt.backends, &m->cfg->backends);
 	m->slot_used = calloc(MAX_CHILDREN, 1);
 	return m->slot_used ? 0 : -1;
 }
@@ -601,8 +607,8 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	(void)sigaction(SIGPIPE, &sa, NULL);
 
 	write_pid_file(cfg->pid_file);
-	log_info("started generation=1 workers_min=%llu workers_max=%llu backend=%s:%s",
-	    cfg->workers_min, cfg->workers_max, cfg->backend.host, cfg->backend.port);
+	log_info("started generation=1 workers_min=%llu workers_max=%llu backend=\"%s\" addresses=%zu",
+	    cfg->workers_min, cfg->workers_max, cfg->backend_s, cfg->backends.n);
 	maintain_pool(&m);
 
 	while (!gate_sig_term) {

@@ -1,0 +1,89 @@
+#!/bin/sh
+# 86-gate-backends: `backend = a, b` with two Postfix backends (PROXY v2):
+# round-robin spreads messages over both; one stopped: every client still
+# gets 250 (the hand-off fails over within the transaction) and the dead one
+# is skipped after backend_fail_max failures (state=down logged once); back:
+# it gets traffic again after backend_backoff (state=up); both stopped:
+# 451 4.4.1 and nothing accepted.
+# Ports: gate 25186, backends 26186 26187.
+. "$(dirname "$0")/../lib.sh"
+T=$(tw_tmpdir)
+tw_need_gate
+
+tw_backend_start be1 26186 proxy
+tw_backend_start be2 26187 proxy
+tw_gate_conf "$T/gate.conf" listen=127.0.0.1:25186 \
+	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_policy=round-robin \
+	backend_fail_max=2 backend_backoff=2s backend_backoff_max=4s \
+	pid_file="$T/gate.pid" backend_connect_timeout=5s backend_timeout=10s
+tw_start_gate "$T/gate.conf" >/dev/null || tw_fail "gate starts"
+M1="$T/be1/mail/user" M2="$T/be2/mail/user"
+
+# send N TAG: N messages, one session each; prints how many got 250
+send() {
+	ok=0 i=0
+	while [ $i -lt "$1" ]; do
+		i=$((i + 1))
+		if tw_swaks --server 127.0.0.1:25186 --from you@example.org --to user@example.test \
+		    --header "Subject: $2 $i" >/dev/null 2>&1 &&
+		    grep -q '^<- *250 2\.0\.0' "$T/swaks.out"; then
+			ok=$((ok + 1))
+		else
+			grep '^<\*\{0,1\}-' "$T/swaks.out" | tail -n 1 >>"$T/$2.fail"
+		fi
+	done
+	echo $ok
+}
+
+# landed N: both maildirs hold N messages together (waits up to 15 s)
+landed() {
+	i=0
+	while [ $(( $(tw_maildir_count "$M1") + $(tw_maildir_count "$M2") )) -ne "$1" ]; do
+		i=$((i + 1))
+		[ $i -ge 75 ] && return 1
+		sleep 0.2
+	done
+}
+
+# --- round-robin over both ---------------------------------------------------
+n=$(send 100 rr)
+tw_check "round-robin: 100 clients got 250" test "$n" -eq 100
+tw_wait_maildir "$M1" 1 15
+tw_wait_maildir "$M2" 1 15
+c1=$(tw_maildir_count "$M1") c2=$(tw_maildir_count "$M2")
+tw_check "round-robin: all 100 landed" landed 100
+c1=$(tw_maildir_count "$M1") c2=$(tw_maildir_count "$M2")
+tw_check "round-robin: each backend got some ($c1, $c2)" sh -c "[ $c1 -ge 20 ] && [ $c2 -ge 20 ]"
+
+# --- be2 stopped: failover, then skipped --------------------------------------
+tw_backend_stop be2
+b1=$(tw_maildir_count "$M1")
+n=$(send 20 down)
+tw_check "be2 down: 20 of 20 clients got 250 (failover in the transaction)" test "$n" -eq 20
+tw_check "be2 down: all 20 landed on be1" tw_wait_maildir "$M1" $((b1 + 20)) 15
+tw_check "be2 down: state=down logged once" sh -c \
+	"[ \$(grep -c 'backend=127.0.0.1:26187 state=down' '$T/gate.log') -eq 1 ]"
+tw_check "be2 down: tried at most backend_fail_max times in a row, then skipped" sh -c \
+	"[ \$(grep -c 'backend=127.0.0.1:26187 status=unavailable' '$T/gate.log') -le 6 ]"
+
+# --- be2 back: traffic again after the back-off --------------------------------
+tw_backend_start be2 26187 proxy
+sleep 5		# longer than backend_backoff_max
+b2=$(tw_maildir_count "$M2")
+n=$(send 20 up)
+tw_check "be2 back: 20 of 20 clients got 250" test "$n" -eq 20
+tw_check "be2 back: it gets traffic again" tw_wait_maildir "$M2" $((b2 + 1)) 15
+tw_check "be2 back: state=up logged" grep -q 'backend=127.0.0.1:26187 state=up' "$T/gate.log"
+
+# --- both stopped: 451 4.4.1, nothing accepted ---------------------------------
+tw_backend_stop be1
+tw_backend_stop be2
+sleep 1
+b1=$(tw_maildir_count "$M1") b2=$(tw_maildir_count "$M2")
+for i in 1 2 3 4; do
+	tw_swaks_expect "both down ($i): 451 4.4.1" "451 4\.4\.1" --server 127.0.0.1:25186 \
+		--from you@example.org --to user@example.test
+done
+tw_check "both down: nothing accepted" landed $((b1 + b2))
+
+tw_summary
