@@ -72,7 +72,8 @@ enum gate_listener_kind { LISTEN_SMTP, LISTEN_PASSTHROUGH };
 struct gate_listener {
 	enum gate_listener_kind kind;
 	struct net_endpoint	addr;
-	struct net_endpoint	target;		/* passthrough only */
+	struct net_endpoint	target;		/* passthrough only: the first of targets */
+	struct gate_backend_list targets;	/* passthrough: LISTEN=A|B, every address */
 	int			fd;		/* -1 until bound */
 };
 

@@ -124,7 +124,8 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 			goto oom;
 	}
 	for (size_t i = 0; i < s->passthrough.n; i++) {
-		struct net_endpoint ep, tgt;
+		struct net_endpoint ep;
+		struct gate_backend_list tl;
 		char *item = s->passthrough.v[i], *eq = strchr(item, '=');
 		if (eq == NULL) {
 			conf_error(err, errlen, c, line_of(c, "passthrough"),
@@ -133,15 +134,16 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 		}
 		*eq = '\0';
 		if (net_parse_endpoint(item, &ep, &why) != 0 ||
-		    net_parse_endpoint(eq + 1, &tgt, &why) != 0) {
+		    gate_backends_parse(eq + 1, '|', &tl, &why) != 0) {
 			conf_error(err, errlen, c, line_of(c, "passthrough"),
 			    "passthrough: \"%s=%s\": %s", item, eq + 1, why);
 			*eq = '=';
 			return -1;
 		}
 		*eq = '=';
-		if (add_listener(s, LISTEN_PASSTHROUGH, &ep, &tgt) != 0)
+		if (add_listener(s, LISTEN_PASSTHROUGH, &ep, &tl.v[0].ep) != 0)
 			goto oom;
+		s->listeners[s->nlisteners - 1].targets = tl;
 	}
 	for (size_t i = 0; i < s->nlisteners; i++)
 		for (size_t j = i + 1; j < s->nlisteners; j++)

@@ -388,6 +388,16 @@ maintain_pool(struct master *m)
 	}
 }
 
+/* Slots on the shared board for the backends and pass-through targets. */
+static void
+bind_backends(struct gate_backend_board *b, struct gate_settings *cfg)
+{
+	gate_backends_bind(b, &cfg->backends);
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].kind == LISTEN_PASSTHROUGH)
+			gate_backends_bind(b, &cfg->listeners[i].targets);
+}
+
 static void
 reload(struct master *m)
 {
@@ -448,7 +458,7 @@ reload(struct master *m)
 			SSL_CTX_free(tls);
 		return;
 	}
-	gate_backends_bind(m->rt.backends, &n->backends);
+	bind_backends(m->rt.backends, n);
 	close_listeners(m->cfg);	/* the ones not carried over */
 	gate_config_free(m->cfg);
 	free(m->cfg);
@@ -524,7 +534,7 @@ setup_pipes(struct master *m)
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m->rt.backends == MAP_FAILED)
 		return -1;
-	gate_backends_bind(m->rt.backends, &m->cfg->backends);
+	bind_backends(m->rt.backends, m->cfg);
 	m->slot_used = calloc(MAX_CHILDREN, 1);
 	return m->slot_used ? 0 : -1;
 }

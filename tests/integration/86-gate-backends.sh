@@ -5,7 +5,8 @@
 # is skipped after backend_fail_max failures (state=down logged once); back:
 # it gets traffic again after backend_backoff (state=up); both stopped:
 # 451 4.4.1 and nothing accepted.
-# Ports: gate 25186, backends 26186 26187.
+# Pass-through (LISTEN=A|B) with a dead first target fails over the same way.
+# Ports: gate 25186, pass-through 25188, backends 26186 26187 (26189 unused).
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
 tw_need_gate
@@ -15,7 +16,8 @@ tw_backend_start be2 26187 proxy
 tw_gate_conf "$T/gate.conf" listen=127.0.0.1:25186 \
 	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_policy=round-robin \
 	backend_fail_max=2 backend_backoff=2s backend_backoff_max=4s \
-	pid_file="$T/gate.pid" backend_connect_timeout=5s backend_timeout=10s
+	pid_file="$T/gate.pid" backend_connect_timeout=5s backend_timeout=10s \
+	"passthrough=127.0.0.1:25188=127.0.0.1:26189|127.0.0.1:26186"
 tw_start_gate "$T/gate.conf" >/dev/null || tw_fail "gate starts"
 M1="$T/be1/mail/user" M2="$T/be2/mail/user"
 
@@ -55,6 +57,20 @@ tw_check "round-robin: all 100 landed" landed 100
 c1=$(tw_maildir_count "$M1") c2=$(tw_maildir_count "$M2")
 tw_check "round-robin: each backend got some ($c1, $c2)" sh -c "[ $c1 -ge 20 ] && [ $c2 -ge 20 ]"
 
+# --- pass-through to a dead target (nothing on 26189) and be1 ------------------
+b1=$(tw_maildir_count "$M1")
+ok=0
+for i in 1 2 3 4 5 6; do
+	tw_swaks --server 127.0.0.1:25188 --from you@example.org --to user@example.test \
+	    --header "Subject: pt $i" >/dev/null 2>&1 && grep -q '^<- *250 2\.0\.0' "$T/swaks.out" &&
+	    ok=$((ok + 1))
+done
+tw_check "pass-through, one target dead: 6 of 6 clients got 250" test "$ok" -eq 6
+tw_check "pass-through: all 6 landed on be1" tw_wait_maildir "$M1" $((b1 + 6)) 15
+tw_check "pass-through: the dead target was tried, then marked down" sh -c \
+	"grep -q 'backend=127.0.0.1:26189 status=unavailable' '$T/gate.log' &&
+	 [ \$(grep -c 'backend=127.0.0.1:26189 state=down' '$T/gate.log') -eq 1 ]"
+
 # --- be2 stopped: failover, then skipped --------------------------------------
 tw_backend_stop be2
 b1=$(tw_maildir_count "$M1")
@@ -85,5 +101,8 @@ for i in 1 2 3 4; do
 		--from you@example.org --to user@example.test
 done
 tw_check "both down: nothing accepted" landed $((b1 + b2))
+tw_swaks --server 127.0.0.1:25188 --from you@example.org --to user@example.test >/dev/null 2>&1
+tw_check "both down: pass-through client gets no 250" sh -c "! grep -q '^<- *250 2\.0\.0' '$T/swaks.out'"
+tw_check "both down: pass-through accepted nothing" landed $((b1 + b2))
 
 tw_summary
