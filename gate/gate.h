@@ -46,6 +46,7 @@ struct gate_settings {
 	int		 backend_policy;	/* enum gate_backend_policy */
 	unsigned long long backend_fail_max;
 	unsigned	 backend_backoff, backend_backoff_max;
+	unsigned	 backend_check_interval;	/* 0 = no active checks */
 	int		 smtputf8;
 	int		 screen;		/* connections go through the screen */
 	int		 pregreet_action;	/* enum policy_mode order: ignore|log|enforce */
@@ -122,6 +123,8 @@ void gate_screen_main(struct gate_runtime *rt) __attribute__((noreturn));
 void gate_worker_main(struct gate_runtime *rt) __attribute__((noreturn));
 /* Passthrough: event loop splicing the passthrough listeners. */
 void gate_passthrough_main(struct gate_runtime *rt) __attribute__((noreturn));
+/* Health: active checks of the backends (backend_check_interval). */
+void gate_health_main(struct gate_runtime *rt) __attribute__((noreturn));
 /* Master: supervise until TERM. Returns the exit code. */
 int  gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground);
 

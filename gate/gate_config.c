@@ -46,6 +46,7 @@ static const struct conf_key gate_schema[] = {
 	{ "backend_fail_max", CT_UINT, "2", OFF(backend_fail_max), NULL, 1, 1000 },
 	{ "backend_backoff", CT_DURATION, "10s", OFF(backend_backoff), NULL, 1, 3600 },
 	{ "backend_backoff_max", CT_DURATION, "5m", OFF(backend_backoff_max), NULL, 1, 86400 },
+	{ "backend_check_interval", CT_DURATION, "0", OFF(backend_check_interval), NULL, 0, 86400 },
 	{ "drain_timeout", CT_DURATION, "60s", OFF(drain_timeout), NULL, 1, 3600 },
 	{ "smtputf8", CT_BOOL, "yes", OFF(smtputf8), NULL, 0, 0 },
 	{ "screen", CT_BOOL, "yes", OFF(screen), NULL, 0, 0 },

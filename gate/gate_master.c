@@ -240,7 +240,7 @@ spawn(struct master *m, char kind)
 		if (gate_priv_drop(m->uid, m->gid) != 0)
 			fatal("cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
 		m->rt.store = NULL;
-		if (m->store_wanted && kind != 'P') {
+		if (m->store_wanted && kind != 'P' && kind != 'H') {
 			char serr[512];
 			if (policy_store_open(m->cfg->policy.store, m->cfg->policy.store_prefix,
 			    &m->rt.store, serr, sizeof(serr)) != 0)
@@ -258,6 +258,8 @@ spawn(struct master *m, char kind)
 		}
 		if (kind == 'P')
 			gate_passthrough_main(&m->rt);
+		if (kind == 'H')
+			gate_health_main(&m->rt);
 		if (kind == 'C')
 			gate_screen_main(&m->rt);
 		gate_worker_main(&m->rt);
@@ -338,7 +340,7 @@ signal_generation(struct master *m, int sig, int old_only)
 static void
 maintain_pool(struct master *m)
 {
-	size_t total = 0, idle = 0, pt = 0, scr = 0;
+	size_t total = 0, idle = 0, pt = 0, scr = 0, hc = 0;
 	struct child *an_idle = NULL;
 
 	if (gate_sig_term)
@@ -355,6 +357,10 @@ maintain_pool(struct master *m)
 			scr++;
 			continue;
 		}
+		if (k->kind == 'H') {
+			hc++;
+			continue;
+		}
 		total++;
 		if (k->state != 'B') {
 			idle++;
@@ -368,6 +374,8 @@ maintain_pool(struct master *m)
 		spawn(m, 'P');
 	if (scr == 0 && m->cfg->screen)
 		spawn(m, 'C');
+	if (hc == 0 && m->cfg->backend_check_interval > 0)
+		spawn(m, 'H');
 	while (total < m->cfg->workers_min) {
 		spawn(m, 'W');
 		total++;

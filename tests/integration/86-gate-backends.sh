@@ -6,7 +6,10 @@
 # it gets traffic again after backend_backoff (state=up); both stopped:
 # 451 4.4.1 and nothing accepted.
 # Pass-through (LISTEN=A|B) with a dead first target fails over the same way.
-# Ports: gate 25186, pass-through 25188, backends 26186 26187 (26189 unused).
+# A backend greeting 421 is skipped the same way (fakebackend --banner).
+# Active checks (backend_check_interval) see a backend go and come back.
+# Ports: gates 25185 25186 25189, pass-through 25188, backends 26186 26187, fake
+# 26188 (26189 unused).
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
 tw_need_gate
@@ -71,6 +74,25 @@ tw_check "pass-through: the dead target was tried, then marked down" sh -c \
 	"grep -q 'backend=127.0.0.1:26189 status=unavailable' '$T/gate.log' &&
 	 [ \$(grep -c 'backend=127.0.0.1:26189 state=down' '$T/gate.log') -eq 1 ]"
 
+# --- a backend greeting 421: the next one, within the transaction (failover) -----
+python3 "$TW_PEERS/fakebackend.py" --banner "421 4.3.2 Shutting down" --lifetime 60 \
+	--log "$T/fake421.log" 26188 >/dev/null 2>&1 </dev/null &
+tw_cleanup_add "kill $! 2>/dev/null"
+tw_wait_port 127.0.0.1 26188 10
+tw_gate_conf "$T/g421.conf" listen=127.0.0.1:25189 pid_file="$T/g421.pid" \
+	"backend=127.0.0.1:26188, 127.0.0.1:26186" backend_policy=failover
+tw_start_gate "$T/g421.conf" g421 >/dev/null || tw_fail "second gate starts"
+b1=$(tw_maildir_count "$M1")
+for i in 1 2 3; do
+	tw_swaks_expect "421 banner first ($i): the client gets 250" "250 2\.0\.0" \
+		--server 127.0.0.1:25189 --from you@example.org --to user@example.test
+done
+tw_check "421 banner: all 3 landed on be1" tw_wait_maildir "$M1" $((b1 + 3)) 15
+tw_check "421 banner: the fake was tried (and greeted 421)" grep -q '^closed-at banner-421' "$T/fake421.log"
+tw_check "421 banner: skipped after backend_fail_max (2) tries" sh -c \
+	"[ \$(grep -c '^closed-at banner-421' '$T/fake421.log') -eq 2 ]"
+tw_stop_gate g421
+
 # --- be2 stopped: failover, then skipped --------------------------------------
 tw_backend_stop be2
 b1=$(tw_maildir_count "$M1")
@@ -90,6 +112,23 @@ n=$(send 20 up)
 tw_check "be2 back: 20 of 20 clients got 250" test "$n" -eq 20
 tw_check "be2 back: it gets traffic again" tw_wait_maildir "$M2" $((b2 + 1)) 15
 tw_check "be2 back: state=up logged" grep -q 'backend=127.0.0.1:26187 state=up' "$T/gate.log"
+
+# --- active checks (backend_check_interval): down and up with no client ------
+tw_gate_conf "$T/hc.conf" listen=127.0.0.1:25185 pid_file="$T/hc.pid" \
+	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_check_interval=1s backend_backoff=1s
+tw_start_gate "$T/hc.conf" hc >/dev/null || tw_fail "checking gate starts"
+tw_backend_stop be2
+tw_check "active check: be2 down noticed with no client" \
+	tw_wait_file_grep "$T/hc.log" 'backend=127.0.0.1:26187 state=down' 10
+tw_backend_start be2 26187 proxy
+tw_check "active check: be2 up again with no client" \
+	tw_wait_file_grep "$T/hc.log" 'backend=127.0.0.1:26187 state=up' 10
+b2=$(tw_maildir_count "$M2")
+for i in 1 2 3 4; do
+	tw_swaks --server 127.0.0.1:25185 --from you@example.org --to user@example.test >/dev/null 2>&1
+done
+tw_check "active check: be2 gets traffic at once" tw_wait_maildir "$M2" $((b2 + 1)) 15
+tw_stop_gate hc
 
 # --- both stopped: 451 4.4.1, nothing accepted ---------------------------------
 tw_backend_stop be1
