@@ -18,6 +18,7 @@
 #include "policy_store.h"
 #include "gate_milter.h"
 #include "proxy.h"
+#include "gate_backends.h"
 
 enum gate_handoff { HANDOFF_PROXY_V2, HANDOFF_XCLIENT, HANDOFF_NONE };
 enum gate_helo_check { HELO_CHECK_NONE, HELO_CHECK_FQDN };
@@ -44,6 +45,10 @@ struct gate_settings {
 	unsigned	 timeout_session;	/* whole session, from the worker's start */
 	unsigned	 backend_connect_timeout, backend_timeout, backend_data_timeout;
 	unsigned	 drain_timeout;
+	int		 backend_policy;	/* enum gate_backend_policy */
+	unsigned long long backend_fail_max;
+	unsigned	 backend_backoff, backend_backoff_max;
+	unsigned	 backend_check_interval;	/* 0 = no active checks */
 	int		 smtputf8;
 	int		 helo_check;		/* enum gate_helo_check */
 	int		 screen;		/* connections go through the screen */
@@ -56,7 +61,9 @@ struct gate_settings {
 	int		 policy_loaded;
 
 	/* derived */
-	struct net_endpoint	 backend;
+	struct net_endpoint	 backend;	/* the first of backends (for logs) */
+	struct gate_backend_list backends;	/* every address of `backend` */
+	struct gate_backend_rule be_rule;
 	struct net_endpoint	 metrics_ep;	/* metrics_listen, parsed */
 	struct net_cidr_list	 trusted_proxies;
 	struct gate_listener	*listeners;
@@ -69,7 +76,8 @@ enum gate_listener_kind { LISTEN_SMTP, LISTEN_PASSTHROUGH };
 struct gate_listener {
 	enum gate_listener_kind kind;
 	struct net_endpoint	addr;
-	struct net_endpoint	target;		/* passthrough only */
+	struct net_endpoint	target;		/* passthrough only: the first of targets */
+	struct gate_backend_list targets;	/* passthrough: LISTEN=A|B, every address */
 	int			fd;		/* -1 until bound */
 };
 
@@ -85,6 +93,8 @@ struct gate_runtime {
 	 * the master reads it on its tick. No syscall, no wake-up per session. */
 	unsigned char		*scoreboard;
 	unsigned		 slot;
+	/* Backend health shared the same way (gate_backends.h). */
+	struct gate_backend_board *backends;
 	struct policy_store	*store;		/* NULL when no check needs it */
 	struct policy_dns	*dns;		/* per process, opened on first use */
 	int			 pass_fd;	/* screen: send end; worker: receive end */
@@ -116,6 +126,8 @@ void gate_screen_main(struct gate_runtime *rt) __attribute__((noreturn));
 void gate_worker_main(struct gate_runtime *rt) __attribute__((noreturn));
 /* Passthrough: event loop splicing the passthrough listeners. */
 void gate_passthrough_main(struct gate_runtime *rt) __attribute__((noreturn));
+/* Health: active checks of the backends (backend_check_interval). */
+void gate_health_main(struct gate_runtime *rt) __attribute__((noreturn));
 /* Master: supervise until TERM. Returns the exit code. */
 int  gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground);
 

@@ -145,6 +145,60 @@ xclient(struct gate_session *s, struct smtp_reply *r)
 	return 0;
 }
 
+/* Connect, PROXY header, banner: to one address. NULL, or why not. */
+static const char *
+backend_try(struct gate_session *s, const struct gate_backend_addr *a)
+{
+	const struct gate_settings *cfg = s->cfg;
+	struct smtp_reply r;
+	enum smtp_rstatus st;
+
+	snprintf(s->be.addr, sizeof(s->be.addr), "%s", a->name);
+	s->be.slot = a->slot;
+	s->be.fd = net_connect(&a->ep, (int)cfg->backend_connect_timeout * 1000);
+	if (s->be.fd < 0)
+		return strerror(errno);
+	if (io_init(&s->be.io, s->be.fd, BACKEND_RBUF, (int)cfg->backend_timeout * 1000) != 0)
+		return "out of memory";
+	if (cfg->handoff == HANDOFF_PROXY_V2 && send_proxy_header(s) != 0)
+		return "cannot write PROXY header";
+	st = smtp_read_reply(&s->be.io, &r);
+	if (st != SMTP_R_OK || r.code != 220)
+		return st == SMTP_R_OK ? "banner is not 220" :
+		    st == SMTP_R_TIMEOUT ? "banner timeout" : "no banner";
+	return NULL;
+}
+
+/* Try the backends in the order backend_policy gives until one greets
+ * with 220; nothing has been sent to the client meanwhile, so a failover
+ * is invisible to it. 0, or -1 after 451 4.4.1 (every address failed). */
+static int
+backend_connect_any(struct gate_session *s)
+{
+	const struct gate_settings *cfg = s->cfg;
+	unsigned order[GATE_BACKENDS_MAX];
+	size_t n = gate_backends_plan(s->rt->backends, &cfg->backends, &cfg->be_rule, order);
+	const char *why = "no backend address";
+
+	for (size_t i = 0; i < n; i++) {
+		const struct gate_backend_addr *a = &cfg->backends.v[order[i]];
+		why = backend_try(s, a);
+		gate_backends_result(s->rt->backends, a, &cfg->be_rule, why == NULL);
+		if (why == NULL) {
+			gate_backends_sessions(s->rt->backends, a->slot, 1);
+			s->be.counted = 1;
+			return 0;
+		}
+		if (i + 1 == n)
+			break;
+		log_info("%s backend=%s status=unavailable reason=\"%s\" next=%s", s->id, a->name,
+		    why, cfg->backends.v[order[i + 1]].name);
+		gate_metric_backend(s->be.fd < 0 ? GMB_CONNECT : strstr(why, "timeout") ? GMB_TIMEOUT : GMB_PROTOCOL);
+		gate_backend_close(s, 0);
+	}
+	return backend_fail_open(s, why);
+}
+
 int
 gate_backend_open(struct gate_session *s)
 {
@@ -155,18 +209,8 @@ gate_backend_open(struct gate_session *s)
 	if (s->be.fd >= 0)
 		return 0;
 	long long metric_t0 = gate_metric_now_us();
-	snprintf(s->be.addr, sizeof(s->be.addr), "%s:%s", cfg->backend.host, cfg->backend.port);
-	s->be.fd = net_connect(&cfg->backend, (int)cfg->backend_connect_timeout * 1000);
-	if (s->be.fd < 0)
-		return backend_fail_open(s, strerror(errno));
-	if (io_init(&s->be.io, s->be.fd, BACKEND_RBUF, (int)cfg->backend_timeout * 1000) != 0)
-		return backend_fail_open(s, "out of memory");
-	if (cfg->handoff == HANDOFF_PROXY_V2 && send_proxy_header(s) != 0)
-		return backend_fail_open(s, "cannot write PROXY header");
-	st = smtp_read_reply(&s->be.io, &r);
-	if (st != SMTP_R_OK || r.code != 220)
-		return backend_fail_open(s, st == SMTP_R_OK ? "banner is not 220" :
-		    st == SMTP_R_TIMEOUT ? "banner timeout" : "no banner");
+	if (backend_connect_any(s) != 0)
+		return -1;
 	st = backend_ehlo(s, &r);
 	if (st == SMTP_R_OK && r.code / 100 == 5)
 		return backend_refused_helo(s, &r);
@@ -201,6 +245,9 @@ gate_backend_close(struct gate_session *s, int send_quit)
 			log_debug("%s backend QUIT not sent", s->id);
 	}
 	io_free(&s->be.io);
+	if (s->be.counted)
+		gate_backends_sessions(s->rt->backends, s->be.slot, -1);
+	s->be.counted = 0;
 	if (close(s->be.fd) != 0)
 		log_debug("%s backend close: %s", s->id, strerror(errno));
 	s->be.fd = -1;

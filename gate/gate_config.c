@@ -43,6 +43,11 @@ static const struct conf_key gate_schema[] = {
 	{ "backend_connect_timeout", CT_DURATION, "10s", OFF(backend_connect_timeout), NULL, 1, 300 },
 	{ "backend_timeout", CT_DURATION, "2m", OFF(backend_timeout), NULL, 1, 3600 },
 	{ "backend_data_timeout", CT_DURATION, "10m", OFF(backend_data_timeout), NULL, 1, 3600 },
+	{ "backend_policy", CT_ENUM, "round-robin", OFF(backend_policy), "round-robin|failover|least-sessions", 0, 0 },
+	{ "backend_fail_max", CT_UINT, "2", OFF(backend_fail_max), NULL, 1, 1000 },
+	{ "backend_backoff", CT_DURATION, "10s", OFF(backend_backoff), NULL, 1, 3600 },
+	{ "backend_backoff_max", CT_DURATION, "5m", OFF(backend_backoff_max), NULL, 1, 86400 },
+	{ "backend_check_interval", CT_DURATION, "0", OFF(backend_check_interval), NULL, 0, 86400 },
 	{ "drain_timeout", CT_DURATION, "60s", OFF(drain_timeout), NULL, 1, 3600 },
 	{ "smtputf8", CT_BOOL, "yes", OFF(smtputf8), NULL, 0, 0 },
 	{ "helo_check", CT_ENUM, "none", OFF(helo_check), "none|fqdn", 0, 0 },
@@ -96,11 +101,17 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 	const char *why = NULL;
 	char e2[512];
 
-	if (net_parse_endpoint(s->backend_s, &s->backend, &why) != 0) {
+	if (gate_backends_parse(s->backend_s, ',', &s->backends, &why) != 0) {
 		conf_error(err, errlen, c, line_of(c, "backend"), "backend: \"%s\": %s",
 		    s->backend_s, why);
 		return -1;
 	}
+	s->backend = s->backends.v[0].ep;
+	s->be_rule.policy = s->backend_policy;
+	s->be_rule.fail_max = (unsigned)s->backend_fail_max;
+	s->be_rule.backoff_s = s->backend_backoff;
+	s->be_rule.backoff_max_s = s->backend_backoff_max < s->backend_backoff ?
+	    s->backend_backoff : s->backend_backoff_max;
 	if (s->listen.n == 0) {
 		conf_error(err, errlen, c, line_of(c, "listen"), "listen: no address");
 		return -1;
@@ -116,7 +127,8 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 			goto oom;
 	}
 	for (size_t i = 0; i < s->passthrough.n; i++) {
-		struct net_endpoint ep, tgt;
+		struct net_endpoint ep;
+		struct gate_backend_list tl;
 		char *item = s->passthrough.v[i], *eq = strchr(item, '=');
 		if (eq == NULL) {
 			conf_error(err, errlen, c, line_of(c, "passthrough"),
@@ -125,15 +137,16 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 		}
 		*eq = '\0';
 		if (net_parse_endpoint(item, &ep, &why) != 0 ||
-		    net_parse_endpoint(eq + 1, &tgt, &why) != 0) {
+		    gate_backends_parse(eq + 1, '|', &tl, &why) != 0) {
 			conf_error(err, errlen, c, line_of(c, "passthrough"),
 			    "passthrough: \"%s=%s\": %s", item, eq + 1, why);
 			*eq = '=';
 			return -1;
 		}
 		*eq = '=';
-		if (add_listener(s, LISTEN_PASSTHROUGH, &ep, &tgt) != 0)
+		if (add_listener(s, LISTEN_PASSTHROUGH, &ep, &tl.v[0].ep) != 0)
 			goto oom;
+		s->listeners[s->nlisteners - 1].targets = tl;
 	}
 	for (size_t i = 0; i < s->nlisteners; i++)
 		for (size_t j = i + 1; j < s->nlisteners; j++)

@@ -242,7 +242,7 @@ spawn(struct master *m, char kind)
 		if (gate_priv_drop(m->uid, m->gid) != 0)
 			fatal("cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
 		m->rt.store = NULL;
-		if (m->store_wanted && kind != 'P') {
+		if (m->store_wanted && kind != 'P' && kind != 'H') {
 			char serr[512];
 			if (policy_store_open(m->cfg->policy.store, m->cfg->policy.store_prefix,
 			    &m->rt.store, serr, sizeof(serr)) != 0)
@@ -260,6 +260,8 @@ spawn(struct master *m, char kind)
 		}
 		if (kind == 'P')
 			gate_passthrough_main(&m->rt);
+		if (kind == 'H')
+			gate_health_main(&m->rt);
 		if (kind == 'C')
 			gate_screen_main(&m->rt);
 		gate_worker_main(&m->rt);
@@ -340,7 +342,7 @@ signal_generation(struct master *m, int sig, int old_only)
 static void
 maintain_pool(struct master *m)
 {
-	size_t total = 0, idle = 0, pt = 0, scr = 0;
+	size_t total = 0, idle = 0, pt = 0, scr = 0, hc = 0;
 	struct child *an_idle = NULL;
 
 	if (gate_sig_term)
@@ -357,6 +359,10 @@ maintain_pool(struct master *m)
 			scr++;
 			continue;
 		}
+		if (k->kind == 'H') {
+			hc++;
+			continue;
+		}
 		total++;
 		if (k->state != 'B') {
 			idle++;
@@ -370,6 +376,8 @@ maintain_pool(struct master *m)
 		spawn(m, 'P');
 	if (scr == 0 && m->cfg->screen)
 		spawn(m, 'C');
+	if (hc == 0 && m->cfg->backend_check_interval > 0)
+		spawn(m, 'H');
 	while (total < m->cfg->workers_min) {
 		spawn(m, 'W');
 		total++;
@@ -388,6 +396,16 @@ maintain_pool(struct master *m)
 		an_idle->state = 'B';	/* not counted as idle again */
 		an_idle->gen = m->rt.generation - 1;
 	}
+}
+
+/* Slots on the shared board for the backends and pass-through targets. */
+static void
+bind_backends(struct gate_backend_board *b, struct gate_settings *cfg)
+{
+	gate_backends_bind(b, &cfg->backends);
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].kind == LISTEN_PASSTHROUGH)
+			gate_backends_bind(b, &cfg->listeners[i].targets);
 }
 
 static void
@@ -450,6 +468,7 @@ reload(struct master *m)
 			SSL_CTX_free(tls);
 		return;
 	}
+	bind_backends(m->rt.backends, n);
 	close_listeners(m->cfg);	/* the ones not carried over */
 	gate_config_free(m->cfg);
 	free(m->cfg);
@@ -521,6 +540,11 @@ setup_pipes(struct master *m)
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m->rt.scoreboard == MAP_FAILED)
 		return -1;
+	m->rt.backends = mmap(NULL, sizeof(*m->rt.backends), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m->rt.backends == MAP_FAILED)
+		return -1;
+	bind_backends(m->rt.backends, m->cfg);
 	m->slot_used = calloc(MAX_CHILDREN, 1);
 	return m->slot_used ? 0 : -1;
 }
@@ -603,8 +627,8 @@ gate_master_run(const char *conf_path, struct gate_settings *cfg, int foreground
 	(void)sigaction(SIGPIPE, &sa, NULL);
 
 	write_pid_file(cfg->pid_file);
-	log_info("started generation=1 workers_min=%llu workers_max=%llu backend=%s:%s",
-	    cfg->workers_min, cfg->workers_max, cfg->backend.host, cfg->backend.port);
+	log_info("started generation=1 workers_min=%llu workers_max=%llu backend=\"%s\" addresses=%zu",
+	    cfg->workers_min, cfg->workers_max, cfg->backend_s, cfg->backends.n);
 	maintain_pool(&m);
 	(void)notify_ready();
 

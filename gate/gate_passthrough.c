@@ -48,6 +48,8 @@ struct pt_conn {
 	long long		 linger_ms;	/* splice: one side closed; 0 = none */
 	struct pt_dir		 c2b, b2c;
 	char			 ip[64];
+	unsigned		 order[GATE_BACKENDS_MAX];	/* targets to try, in turn */
+	size_t			 norder, tried;
 };
 
 static void
@@ -65,29 +67,54 @@ pt_close(struct pt_conn **slot, const char *why)
 	*slot = NULL;
 }
 
-static int
-pt_start_connect(struct pt_conn *c, const struct gate_settings *cfg)
+/* The target being tried failed: note it, drop its socket. */
+static void
+pt_next_target(struct pt_conn *c, const struct gate_runtime *rt, const char *why)
 {
-	struct addrinfo hints, *res = NULL;
-	int r;
+	const struct gate_backend_addr *a = &c->l->targets.v[c->order[c->tried - 1]];
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if (getaddrinfo(c->l->target.host, c->l->target.port, &hints, &res) != 0 || res == NULL)
-		return -1;
-	c->bfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->bfd < 0) {
+	gate_backends_result(rt->backends, a, &rt->cfg->be_rule, 0);
+	if (c->tried < c->norder)
+		log_info("passthrough client=%s listener=%s:%s backend=%s status=unavailable reason=\"%s\"",
+		    c->ip, c->l->addr.host, c->l->addr.port, a->name, why);
+	if (c->bfd >= 0)
+		(void)close(c->bfd);
+	c->bfd = -1;
+}
+
+/* Start a non-blocking connect to the next target of the plan (made at
+ * the first call). 0, or -1 when every target failed. */
+static int
+pt_start_connect(struct pt_conn *c, const struct gate_runtime *rt)
+{
+	const struct gate_backend_list *tl = &c->l->targets;
+
+	if (c->tried == 0 && c->norder == 0)
+		c->norder = gate_backends_plan(rt->backends, tl, &rt->cfg->be_rule, c->order);
+	while (c->tried < c->norder) {
+		const struct gate_backend_addr *a = &tl->v[c->order[c->tried++]];
+		struct addrinfo hints, *res = NULL;
+		int r;
+
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICSERV;
+		if (getaddrinfo(a->ep.host, a->ep.port, &hints, &res) != 0 || res == NULL) {
+			gate_backends_result(rt->backends, a, &rt->cfg->be_rule, 0);
+			continue;
+		}
+		c->bfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		r = c->bfd < 0 ? -1 : connect(c->bfd, res->ai_addr, res->ai_addrlen);
 		freeaddrinfo(res);
-		return -1;
+		if (r != 0 && errno != EINPROGRESS) {
+			pt_next_target(c, rt, strerror(errno));
+			continue;
+		}
+		c->state = PT_CONNECTING;
+		c->deadline_ms = gate_now_ms() + (long long)rt->cfg->backend_connect_timeout * 1000;
+		return 0;
 	}
-	r = connect(c->bfd, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	if (r != 0 && errno != EINPROGRESS)
-		return -1;
-	c->state = PT_CONNECTING;
-	c->deadline_ms = gate_now_ms() + (long long)cfg->backend_connect_timeout * 1000;
-	return 0;
+	return -1;
 }
 
 static int
@@ -164,7 +191,7 @@ pt_admit(const struct gate_runtime *rt, struct pt_conn **conns, size_t max, size
 		pt_close(&conns[i], "too-many-from-ip");
 		return;
 	}
-	if (pt_start_connect(c, rt->cfg) != 0)
+	if (pt_start_connect(c, rt) != 0)
 		pt_close(&conns[i], "backend-unreachable");
 }
 
@@ -280,6 +307,14 @@ gate_passthrough_main(struct gate_runtime *rt)
 			if (c == NULL)
 				continue;
 			live++;
+			if (c->state == PT_CONNECTING && now > c->deadline_ms) {
+				pt_next_target(c, rt, "connect timeout");
+				if (pt_start_connect(c, rt) != 0) {
+					pt_close(&conns[i], "connect-timeout");
+					live--;
+					continue;
+				}
+			}
 			if (c->state != PT_SPLICE && now > c->deadline_ms) {
 				pt_close(&conns[i], c->state == PT_PROXY ? "proxy-timeout" : "connect-timeout");
 				live--;
@@ -351,13 +386,18 @@ gate_passthrough_main(struct gate_runtime *rt)
 					continue;
 				if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0 || err != 0 ||
 				    pt_send_header(c) != 0) {
-					pt_close(&conns[i], "backend-unreachable");
+					pt_next_target(c, rt, strerror(err ? err : errno));
+					if (pt_start_connect(c, rt) != 0)
+						pt_close(&conns[i], "backend-unreachable");
 					continue;
 				}
+				gate_backends_result(rt->backends, &c->l->targets.v[c->order[c->tried - 1]],
+				    &rt->cfg->be_rule, 1);
 				c->state = PT_SPLICE;
 				c->active_ms = gate_now_ms();
-				log_info("passthrough client=%s listener=%s:%s backend=%s:%s status=connected",
-				    c->ip, c->l->addr.host, c->l->addr.port, c->l->target.host, c->l->target.port);
+				log_info("passthrough client=%s listener=%s:%s backend=%s status=connected",
+				    c->ip, c->l->addr.host, c->l->addr.port,
+				    c->l->targets.v[c->order[c->tried - 1]].name);
 				continue;
 			}
 			{

@@ -28,6 +28,8 @@ struct gate_backend {
 	struct io	 io;
 	struct smtp_caps caps;
 	char		 addr[300];	/* for logs */
+	unsigned	 slot;		/* on the backend board, while fd >= 0 */
+	int		 counted;	/* in the board's session count */
 };
 
 struct gate_session {

@@ -487,6 +487,9 @@ fuzz_init(void)
 	fz_cfg.smtputf8 = 1;
 	snprintf(fz_cfg.backend.host, sizeof(fz_cfg.backend.host), "backend.test");
 	snprintf(fz_cfg.backend.port, sizeof(fz_cfg.backend.port), "25");
+	fz_cfg.backends.v[0].ep = fz_cfg.backend;
+	snprintf(fz_cfg.backends.v[0].name, sizeof(fz_cfg.backends.v[0].name), "backend.test:25");
+	fz_cfg.backends.n = 1;
 	fz_rt.cfg = &fz_cfg;
 }
 

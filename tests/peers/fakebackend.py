@@ -15,6 +15,8 @@ chosen point:
     --die-at none     behave (answer 250 at end of data, but keep nothing)
     --reply-at-dot TEXT   with "none": the reply to the end of data
                           (e.g. "452 4.3.1 queue full")
+    --banner TEXT     the greeting (default "220 fake.example.test ESMTP
+                      fake"); a non-220 one is followed by a close
     --chunking        advertise CHUNKING (with die-at data: close mid-BDAT)
     --ext LIST        the EHLO keywords to advertise, comma separated
                       (default "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,
@@ -41,6 +43,7 @@ def main():
     ap.add_argument("--die-at", default="data",
                     choices=["banner", "mail", "rcpt", "data", "dot", "none"])
     ap.add_argument("--reply-at-dot", default="250 2.0.0 Ok: queued as FAKE")
+    ap.add_argument("--banner", default="220 fake.example.test ESMTP fake")
     ap.add_argument("--chunking", action="store_true")
     ap.add_argument("--ext", default="PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,SIZE 104857600,SMTPUTF8")
     ap.add_argument("--log", default=None)
@@ -122,7 +125,9 @@ def session(s, a, log):
         del buf[:16 + n]
     elif buf.startswith(b"PROXY "):
         log("proxy v1 %s" % line().decode().strip())
-    s.sendall(b"220 fake.example.test ESMTP fake\r\n")
+    s.sendall(a.banner.encode() + b"\r\n")
+    if not a.banner.startswith("220"):
+        return close("banner-" + a.banner[:3])
     while True:
         cmd = line()
         text = cmd.decode("utf-8", "replace").strip()

@@ -1,0 +1,147 @@
+#!/bin/sh
+# 86-gate-backends: `backend = a, b` with two Postfix backends (PROXY v2):
+# round-robin spreads messages over both; one stopped: every client still
+# gets 250 (the hand-off fails over within the transaction) and the dead one
+# is skipped after backend_fail_max failures (state=down logged once); back:
+# it gets traffic again after backend_backoff (state=up); both stopped:
+# 451 4.4.1 and nothing accepted.
+# Pass-through (LISTEN=A|B) with a dead first target fails over the same way.
+# A backend greeting 421 is skipped the same way (fakebackend --banner).
+# Active checks (backend_check_interval) see a backend go and come back.
+# Ports: gates 25185 25186 25189, pass-through 25188, backends 26186 26187, fake
+# 26188 (26189 unused).
+. "$(dirname "$0")/../lib.sh"
+T=$(tw_tmpdir)
+tw_need_gate
+
+tw_backend_start be1 26186 proxy
+tw_backend_start be2 26187 proxy
+tw_gate_conf "$T/gate.conf" listen=127.0.0.1:25186 \
+	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_policy=round-robin \
+	backend_fail_max=2 backend_backoff=2s backend_backoff_max=4s \
+	pid_file="$T/gate.pid" backend_connect_timeout=5s backend_timeout=10s \
+	"passthrough=127.0.0.1:25188=127.0.0.1:26189|127.0.0.1:26186"
+tw_start_gate "$T/gate.conf" >/dev/null || tw_fail "gate starts"
+M1="$T/be1/mail/user" M2="$T/be2/mail/user"
+
+# send N TAG: N messages, one session each; prints how many got 250
+send() {
+	ok=0 i=0
+	while [ $i -lt "$1" ]; do
+		i=$((i + 1))
+		if tw_swaks --server 127.0.0.1:25186 --from you@example.org --to user@example.test \
+		    --header "Subject: $2 $i" >/dev/null 2>&1 &&
+		    grep -q '^<- *250 2\.0\.0' "$T/swaks.out"; then
+			ok=$((ok + 1))
+		else
+			grep '^<\*\{0,1\}-' "$T/swaks.out" | tail -n 1 >>"$T/$2.fail"
+		fi
+	done
+	echo $ok
+}
+
+# landed N: both maildirs hold N messages together (waits up to 15 s)
+landed() {
+	i=0
+	while [ $(( $(tw_maildir_count "$M1") + $(tw_maildir_count "$M2") )) -ne "$1" ]; do
+		i=$((i + 1))
+		[ $i -ge 75 ] && return 1
+		sleep 0.2
+	done
+}
+
+# --- round-robin over both ---------------------------------------------------
+n=$(send 100 rr)
+tw_check "round-robin: 100 clients got 250" test "$n" -eq 100
+tw_wait_maildir "$M1" 1 15
+tw_wait_maildir "$M2" 1 15
+c1=$(tw_maildir_count "$M1") c2=$(tw_maildir_count "$M2")
+tw_check "round-robin: all 100 landed" landed 100
+c1=$(tw_maildir_count "$M1") c2=$(tw_maildir_count "$M2")
+tw_check "round-robin: each backend got some ($c1, $c2)" sh -c "[ $c1 -ge 20 ] && [ $c2 -ge 20 ]"
+
+# --- pass-through to a dead target (nothing on 26189) and be1 ------------------
+b1=$(tw_maildir_count "$M1")
+ok=0
+for i in 1 2 3 4 5 6; do
+	tw_swaks --server 127.0.0.1:25188 --from you@example.org --to user@example.test \
+	    --header "Subject: pt $i" >/dev/null 2>&1 && grep -q '^<- *250 2\.0\.0' "$T/swaks.out" &&
+	    ok=$((ok + 1))
+done
+tw_check "pass-through, one target dead: 6 of 6 clients got 250" test "$ok" -eq 6
+tw_check "pass-through: all 6 landed on be1" tw_wait_maildir "$M1" $((b1 + 6)) 15
+tw_check "pass-through: the dead target was tried, then marked down" sh -c \
+	"grep -q 'backend=127.0.0.1:26189 status=unavailable' '$T/gate.log' &&
+	 [ \$(grep -c 'backend=127.0.0.1:26189 state=down' '$T/gate.log') -eq 1 ]"
+
+# --- a backend greeting 421: the next one, within the transaction (failover) -----
+python3 "$TW_PEERS/fakebackend.py" --banner "421 4.3.2 Shutting down" --lifetime 60 \
+	--log "$T/fake421.log" 26188 >/dev/null 2>&1 </dev/null &
+tw_cleanup_add "kill $! 2>/dev/null"
+tw_wait_port 127.0.0.1 26188 10
+tw_gate_conf "$T/g421.conf" listen=127.0.0.1:25189 pid_file="$T/g421.pid" \
+	"backend=127.0.0.1:26188, 127.0.0.1:26186" backend_policy=failover
+tw_start_gate "$T/g421.conf" g421 >/dev/null || tw_fail "second gate starts"
+b1=$(tw_maildir_count "$M1")
+for i in 1 2 3; do
+	tw_swaks_expect "421 banner first ($i): the client gets 250" "250 2\.0\.0" \
+		--server 127.0.0.1:25189 --from you@example.org --to user@example.test
+done
+tw_check "421 banner: all 3 landed on be1" tw_wait_maildir "$M1" $((b1 + 3)) 15
+tw_check "421 banner: the fake was tried (and greeted 421)" grep -q '^closed-at banner-421' "$T/fake421.log"
+tw_check "421 banner: skipped after backend_fail_max (2) tries" sh -c \
+	"[ \$(grep -c '^closed-at banner-421' '$T/fake421.log') -eq 2 ]"
+tw_stop_gate g421
+
+# --- be2 stopped: failover, then skipped --------------------------------------
+tw_backend_stop be2
+b1=$(tw_maildir_count "$M1")
+n=$(send 20 down)
+tw_check "be2 down: 20 of 20 clients got 250 (failover in the transaction)" test "$n" -eq 20
+tw_check "be2 down: all 20 landed on be1" tw_wait_maildir "$M1" $((b1 + 20)) 15
+tw_check "be2 down: state=down logged once" sh -c \
+	"[ \$(grep -c 'backend=127.0.0.1:26187 state=down' '$T/gate.log') -eq 1 ]"
+tw_check "be2 down: tried at most backend_fail_max times in a row, then skipped" sh -c \
+	"[ \$(grep -c 'backend=127.0.0.1:26187 status=unavailable' '$T/gate.log') -le 6 ]"
+
+# --- be2 back: traffic again after the back-off --------------------------------
+tw_backend_start be2 26187 proxy
+sleep 5		# longer than backend_backoff_max
+b2=$(tw_maildir_count "$M2")
+n=$(send 20 up)
+tw_check "be2 back: 20 of 20 clients got 250" test "$n" -eq 20
+tw_check "be2 back: it gets traffic again" tw_wait_maildir "$M2" $((b2 + 1)) 15
+tw_check "be2 back: state=up logged" grep -q 'backend=127.0.0.1:26187 state=up' "$T/gate.log"
+
+# --- active checks (backend_check_interval): down and up with no client ------
+tw_gate_conf "$T/hc.conf" listen=127.0.0.1:25185 pid_file="$T/hc.pid" \
+	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_check_interval=1s backend_backoff=1s
+tw_start_gate "$T/hc.conf" hc >/dev/null || tw_fail "checking gate starts"
+tw_backend_stop be2
+tw_check "active check: be2 down noticed with no client" \
+	tw_wait_file_grep "$T/hc.log" 'backend=127.0.0.1:26187 state=down' 10
+tw_backend_start be2 26187 proxy
+tw_check "active check: be2 up again with no client" \
+	tw_wait_file_grep "$T/hc.log" 'backend=127.0.0.1:26187 state=up' 10
+b2=$(tw_maildir_count "$M2")
+for i in 1 2 3 4; do
+	tw_swaks --server 127.0.0.1:25185 --from you@example.org --to user@example.test >/dev/null 2>&1
+done
+tw_check "active check: be2 gets traffic at once" tw_wait_maildir "$M2" $((b2 + 1)) 15
+tw_stop_gate hc
+
+# --- both stopped: 451 4.4.1, nothing accepted ---------------------------------
+tw_backend_stop be1
+tw_backend_stop be2
+sleep 1
+b1=$(tw_maildir_count "$M1") b2=$(tw_maildir_count "$M2")
+for i in 1 2 3 4; do
+	tw_swaks_expect "both down ($i): 451 4.4.1" "451 4\.4\.1" --server 127.0.0.1:25186 \
+		--from you@example.org --to user@example.test
+done
+tw_check "both down: nothing accepted" landed $((b1 + b2))
+tw_swaks --server 127.0.0.1:25188 --from you@example.org --to user@example.test >/dev/null 2>&1
+tw_check "both down: pass-through client gets no 250" sh -c "! grep -q '^<- *250 2\.0\.0' '$T/swaks.out'"
+tw_check "both down: pass-through accepted nothing" landed $((b1 + b2))
+
+tw_summary
