@@ -5,8 +5,10 @@
  * makes "250 means durable" true: relay_spool_commit() writes the trailer
  * with its end record, fsyncs the file, closes it, renames it from
  * incoming/ to queue/ and fsyncs queue/; only when all of these returned 0
- * does the receiver answer 250. State files are replaced by rename, so a
- * reader sees the old or the new state, never half of one.
+ * does the receiver answer 250 (the fsync of queue/ may be one that
+ * another session started after this rename: relay_spool_sync.c). State
+ * files are replaced by rename, so a reader sees the old or the new
+ * state, never half of one.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -450,7 +452,7 @@ relay_spool_commit(const char *dir, struct relay_spool_writer *w,
 		return -1;
 	if (rename(w->path, qpath) != 0)
 		goto fail;
-	if (relay_fsync_dir(qdir) != 0) {
+	if (relay_sync_dir(w->sync, qdir) != 0) {
 		/* the file is in queue/ but maybe not durably: do not promise it */
 		int e = errno;
 		(void)unlink(qpath);
