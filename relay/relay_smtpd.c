@@ -146,7 +146,6 @@ body_begin(struct smtpd *s)
 		s->w = NULL;
 		return -1;
 	}
-	s->w->sync = s->sync;
 	if (localtime_r(&now, &tm) == NULL ||
 	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
 		snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
@@ -697,12 +696,11 @@ dispatch(struct smtpd *s, char *line)
 int
 relay_smtpd_session(const struct relay_config *cfg, int fd)
 {
-	return relay_smtpd_serve(cfg, fd, 0, NULL) < 0 ? 1 : 0;
+	return relay_smtpd_serve(cfg, fd, 0) < 0 ? 1 : 0;
 }
 
 int
-relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior,
-    struct relay_sync_group *sync)
+relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior)
 {
 	struct smtpd s;
 	struct sockaddr_storage ss;
@@ -715,7 +713,6 @@ relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior,
 	s.fd = fd;
 	s.state = ST_GREET;
 	s.auth_prior = auth_prior;
-	s.sync = sync;
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
 		(void)close(fd);
 		return -1;
@@ -802,12 +799,7 @@ relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
 	struct relay_auth_table auth;
 	unsigned long long nchildren = 0;
 	size_t n = nfds < 16 ? nfds : 16;
-	/* shared by the sessions forked below (relay_spool_sync.c) */
-	struct relay_sync_group *sync = relay_sync_group_new();
 
-	if (sync == NULL)
-		log_warn("receiver: no shared sync page (%s): one queue/ fsync per message",
-		    strerror(errno));
 	if (relay_auth_table_init(&auth, cfg->max_clients) != 0) {
 		log_err("receiver: out of memory");
 		return 1;
@@ -880,7 +872,7 @@ relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds)
 				for (size_t j = 0; j < nfds; j++)
 					(void)close(fds[j]);
 				/* the exit status is the number of failed AUTHs */
-				fails = relay_smtpd_serve(cfg, c, prior, sync);
+				fails = relay_smtpd_serve(cfg, c, prior);
 				_exit(fails < 0 ? 255 : fails > 100 ? 100 : fails);
 			}
 			relay_auth_started(&auth, pid, addr);

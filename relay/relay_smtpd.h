@@ -21,8 +21,6 @@ int relay_smtpd_session(const struct relay_config *cfg, int fd);
 /* The same, for a client that failed AUTH auth_prior times lately (the
  * receiver's count): -1 if the session could not start, else the number
  * of failed AUTH attempts in it. */
-struct relay_sync_group;
-int relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior,
-    struct relay_sync_group *sync);
+int relay_smtpd_serve(const struct relay_config *cfg, int fd, unsigned auth_prior);
 
 #endif

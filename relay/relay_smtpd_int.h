@@ -27,7 +27,6 @@ enum smtpd_state {
 
 struct smtpd {
 	const struct relay_config *cfg;
-	struct relay_sync_group *sync;	/* queue/ syncs shared with other sessions */
 	struct io	 io;
 	int		 fd;
 	char		 client[64];

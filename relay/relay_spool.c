@@ -3,12 +3,10 @@
  *
  * See relay_spool.h for the layout and the file formats. The rule that
  * makes "250 means durable" true: relay_spool_commit() writes the trailer
- * with its end record, renames the complete file from incoming/ to queue/,
- * fsyncs it, closes it and fsyncs queue/; only when all of these returned 0
- * does the receiver answer 250 (the fsync of queue/ may be one that
- * another session started after this rename: relay_spool_sync.c). State
- * files are replaced by rename, so a reader sees the old or the new
- * state, never half of one.
+ * with its end record, fsyncs the file, closes it, renames it from
+ * incoming/ to queue/ and fsyncs queue/; only when all of these returned 0
+ * does the receiver answer 250. State files are replaced by rename, so a
+ * reader sees the old or the new state, never half of one.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -439,28 +437,25 @@ relay_spool_commit(const char *dir, struct relay_spool_writer *w,
 	w_printf(w, "end %016llx\n", (unsigned long long)t);
 	if (relay_spool_flush(w) != 0)
 		goto fail;
-	if (relay_pathf(qdir, sizeof(qdir), "%s/queue", dir) != 0 ||
-	    relay_pathf(qpath, sizeof(qpath), "%s/%s", qdir, w->id) != 0)
+	if (fsync(w->fd) != 0)
 		goto fail;
-	/* complete (end record written), so renamed before its fsync: one
-	 * journal commit then carries the data and the new entry, and the
-	 * fsync of queue/ after it finds little left to do (ext4: about 1.7
-	 * times the commits per second of fsync-rename-fsync, 20 writers) */
+	if (close(w->fd) != 0) {
+		w->fd = -1;
+		goto fail;
+	}
+	w->fd = -1;
+	if (relay_pathf(qdir, sizeof(qdir), "%s/queue", dir) != 0)
+		return -1;
+	if (relay_pathf(qpath, sizeof(qpath), "%s/%s", qdir, w->id) != 0)
+		return -1;
 	if (rename(w->path, qpath) != 0)
 		goto fail;
-	{
-		int rc = fsync(w->fd);
-		if (close(w->fd) != 0)
-			rc = -1;
-		w->fd = -1;
-		if (rc != 0 || relay_sync_dir(w->sync, qdir) != 0) {
-			/* in queue/ but maybe not durably: do not promise it */
-			int e = errno;
-			(void)unlink(qpath);
-			w->path[0] = '\0';
-			errno = e;
-			return -1;
-		}
+	if (relay_fsync_dir(qdir) != 0) {
+		/* the file is in queue/ but maybe not durably: do not promise it */
+		int e = errno;
+		(void)unlink(qpath);
+		errno = e;
+		return -1;
 	}
 	return 0;
 fail:

@@ -99,7 +99,6 @@ struct relay_spool_writer {
 	int	 err;
 	int	 last2[2];	/* last two body bytes, -1 if none */
 	int	 body8;		/* a byte over 127 was written */
-	struct relay_sync_group *sync;	/* shared queue/ sync, or NULL */
 };
 
 /* The DSN parameters of a new message (relay_spool_create_ext). */
@@ -166,12 +165,6 @@ const char *relay_spool_subdir(enum relay_spool_dir d);
 int  relay_spool_pread(int fd, void *buf, size_t len, off_t off);
 /* fsync a directory by path. 0 / -1. */
 int  relay_fsync_dir(const char *path);
-
-/* relay_spool_sync.c: queue/ syncs shared by the receiver's sessions */
-struct relay_sync_group;
-struct relay_sync_group *relay_sync_group_new(void);
-int  relay_sync_dir(struct relay_sync_group *g, const char *path);
-unsigned long long relay_sync_group_fsyncs(const struct relay_sync_group *g);
 /* snprintf a path; -1 (ENAMETOOLONG) if it does not fit. */
 int  relay_pathf(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -19,7 +19,6 @@ libsasl2-modules openssl iproute2 procps netcat-openbsd valgrind
 ca-certificates python3 coreutils haproxy libnet-ssleay-perl
 libio-socket-inet6-perl libnet-dns-perl rspamd
 prometheus curl
-strace
 clang $*"
 
 missing=""

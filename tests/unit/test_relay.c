@@ -7,7 +7,6 @@
  */
 #include "unit.h"
 #include "../../relay/relay_spool.c"
-#include "../../relay/relay_spool_sync.c"
 #include "../../relay/relay_spool_read.c"
 #include "../../relay/relay_config.c"
 #include "../../relay/relay_dkim.c"
