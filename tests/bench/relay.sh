@@ -154,3 +154,4 @@ echo "relay bench: $MSGS messages of $SIZE bytes, $SESS sessions, 4 outbound con
 printf '%-34s %10s %12s\n' "" "accepted/s" "delivered/s"
 printf '%-34s %10s %12s\n' "tailwart-relay -> smtp-sink" "$r_acc" "$r_del"
 printf '%-34s %10s %12s\n' "Postfix relayhost -> smtp-sink" "$p_acc" "$p_del"
+echo "$r_del $p_del" | awk '{ printf "ratio delivered relay/Postfix = %.2f (%s / %s msg/s, target >= 1.2)\n", ($2 > 0 ? $1/$2 : 0), $1, $2 }'

@@ -4,6 +4,8 @@
 #
 #   (a) smtp-source -> smtp-sink                      (b) smtp-source -> gate (handoff none) -> smtp-sink
 #   (c) smtp-source -> gate (PROXY v2) -> Postfix     (d) smtp-source -> Postfix (same instance, plain port)
+#   (g) pipe_source -> smtp-sink                      (h) pipe_source -> gate (handoff none) -> smtp-sink
+#   (pipe_source: tests/helpers/pipe_source.c, MAIL+RCPT+DATA in one write like Postfix's client)
 #
 # Then the private memory (Private_Dirty, /proc/PID/smaps_rollup) of an idle
 # worker. Everything runs on 127.0.0.1; counts are bounded (BENCH_MSGS,
@@ -80,10 +82,19 @@ run() {
 	echo "$t0 $t1" | awk '{ printf "%.3f\n", $2 - $1 }'
 }
 
-best() { # best PORT: the fastest of ROUNDS runs (msgs/s)
+# prun PORT -> seconds, with the pipelining client (MAIL+RCPT+DATA in one write)
+prun() {
+	t0=$(date +%s.%N)
+	"$B/tests/pipe_source" -s "$SESS" -m "$MSGS" -l "$SIZE" -T 120 -f bench@example.org \
+		-t user@example.test 127.0.0.1:"$1" >"$D/src.out" 2>&1 || { cat "$D/src.out" >&2; return 1; }
+	t1=$(date +%s.%N)
+	echo "$t0 $t1" | awk '{ printf "%.3f\n", $2 - $1 }'
+}
+
+best() { # best PORT [RUNNER]: the fastest of ROUNDS runs (msgs/s)
 	b=0
 	for _ in $(seq 1 "$ROUNDS"); do
-		s=$(run "$1")
+		s=$(${2:-run} "$1")
 		r=$(echo "$MSGS $s" | awk '{ printf "%.0f", $1 / $2 }')
 		[ "$r" -gt "$b" ] && b=$r
 	done
@@ -120,7 +131,7 @@ start_gate "$D/gx.conf" $GX_PORT "$D/gx.pid"
 # warm-up (not measured)
 MSGS_SAVED=$MSGS; MSGS=200
 run $SINK_PORT >/dev/null; run $GA_PORT >/dev/null; run $BE_PLAIN >/dev/null; run $GC_PORT >/dev/null
-run $GM_PORT >/dev/null; run $GX_PORT >/dev/null
+run $GM_PORT >/dev/null; run $GX_PORT >/dev/null; prun $SINK_PORT >/dev/null; prun $GA_PORT >/dev/null
 MSGS=$MSGS_SAVED
 
 a=$(best $SINK_PORT); b=$(best $GA_PORT)
@@ -132,12 +143,16 @@ for _ in $(seq 1 "$ROUNDS"); do
 	r=$(best $GA_PORT); [ "$r" -gt "$bx" ] && bx=$r
 	r=$(best $GX_PORT); [ "$r" -gt "$f" ] && f=$r
 done
+g=$(best $SINK_PORT prun); h=$(best $GA_PORT prun)
 printf '%-52s %8s msg/s\n' "(a) smtp-sink directly" "$a"
 printf '%-52s %8s msg/s\n' "(b) gate (handoff none) -> smtp-sink" "$b"
 printf '%-52s %8s msg/s\n' "(c) gate (PROXY v2) -> Postfix backend" "$c"
 printf '%-52s %8s msg/s\n' "(d) Postfix backend directly" "$d"
 printf '%-52s %8s msg/s\n' "(e) gate (handoff none) + 1 no-op milter -> smtp-sink" "$e"
 printf '%-52s %8s msg/s (b again: %s)\n' "(f) gate (handoff none) with metrics -> smtp-sink" "$f" "$bx"
+printf '%-52s %8s msg/s\n' "(g) pipelining client -> smtp-sink" "$g"
+printf '%-52s %8s msg/s\n' "(h) pipelining client -> gate (none) -> smtp-sink" "$h"
+echo "$g $h" | awk '{ printf "ratio h/g = %.2f (pipelining client, %s / %s msg/s, target >= 0.60)\n", $2/$1, $2, $1 }'
 echo "$a $b $c $d $e" | awk '{ printf "ratio b/a = %.2f (target >= 0.85)\nratio c/d = %.2f (target >= 0.90)\nratio e/b = %.2f (milter, target >= 0.80)\n", $2/$1, $3/$4, $5/$2 }'
 echo "$bx $f" | awk '{ printf "ratio f/b = %.2f (metrics on/off, target >= 0.98)\n", $2/$1 }'
 curl -fs "http://127.0.0.1:$GX_METRICS/metrics" | grep '^tailwart_gate_messages_total{result="accepted"}' || true
