@@ -102,10 +102,12 @@ bind_listeners(struct gate_settings *cfg, const struct gate_settings *old)
 			log_err("listen %s:%s: %s", l->addr.host, l->addr.port, strerror(errno));
 			return -1;
 		}
-		log_info("listening on %s:%s%s%s%s", l->addr.host, l->addr.port,
-		    l->kind == LISTEN_PASSTHROUGH ? " passthrough to " : "",
-		    l->kind == LISTEN_PASSTHROUGH ? l->target.host : "",
-		    l->kind == LISTEN_PASSTHROUGH ? ":" : "");
+		if (l->kind == LISTEN_PASSTHROUGH)
+			log_info("listening on %s:%s passthrough to %s:%s%s", l->addr.host,
+			    l->addr.port, l->target.host, l->target.port,
+			    l->targets.n > 1 ? " (and more)" : "");
+		else
+			log_info("listening on %s:%s", l->addr.host, l->addr.port);
 	}
 	return 0;
 }
