@@ -481,6 +481,7 @@ fuzz_init(void)
 	fz_cfg.max_errors = 20;
 	fz_cfg.timeout_command = 5;
 	fz_cfg.timeout_data = 5;
+	fz_cfg.timeout_session = 3600;	/* the config's minimum is 1 s; 0 expired at once */
 	fz_cfg.backend_connect_timeout = 5;
 	fz_cfg.backend_timeout = 5;
 	fz_cfg.backend_data_timeout = 5;
