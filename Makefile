@@ -179,7 +179,7 @@ FUZZ_ARCH    := $(B)/libgate.a $(B)/librelay.a $(B)/libmilter.a
 
 fuzz: deps
 	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" fuzz-build
-	@sh tests/fuzz/run.sh $(FUZZ_B)/fuzz $(FUZZ_SECONDS)
+	@sh tests/fuzz/run.sh $(FUZZ_B)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-build: $(FUZZ_PROGS)
 $(B)/libgate.a: $(call obj,$(filter-out gate/gate_main.c,$(GATE_SRC)))
