@@ -128,6 +128,20 @@ line_end(size_t ls)
 	return lf ? (size_t)(lf - fz_in) + 1 : fz_inlen;
 }
 
+/* "DATA" CRLF, with the trailing spaces smtp_verb() skips ("DATA " is
+ * accepted as DATA, as Postfix does). */
+static int
+is_data_line(size_t ls, size_t le)
+{
+	size_t i = ls + 4;
+
+	if (le - ls < 6 || strncasecmp((const char *)fz_in + ls, "DATA", 4) != 0)
+		return 0;
+	while (i < le - 2 && fz_in[i] == ' ')
+		i++;
+	return i == le - 2 && fz_in[i] == '\r' && fz_in[i + 1] == '\n';
+}
+
 /* The accepted content must be a complete DATA body of the client. */
 static void
 be_check_message(const char *c, size_t clen)
@@ -139,8 +153,7 @@ be_check_message(const char *c, size_t clen)
 	for (size_t ls = fz_cursor; ls < fz_inlen; ls = line_end(ls)) {
 		size_t le = line_end(ls), end;
 
-		if (le - ls == 6 && strncasecmp((const char *)fz_in + ls, "DATA\r\n", 6) == 0 &&
-		    (end = body_at(le, c, clen)) != 0) {
+		if (is_data_line(ls, le) && (end = body_at(le, c, clen)) != 0) {
 			fz_cursor = end;
 			return;
 		}
