@@ -135,6 +135,7 @@ struct gate_milter_session {
 	size_t		 n;
 	struct gm_buf	 out, pay;
 	int		 in_txn, discard;
+	size_t		 hdr_bytes;	/* header bytes all milters added to this message */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -1544,6 +1545,7 @@ gm_eom(struct gate_milter_session *s, struct gm_milter *m,
 	char ebuf[96];
 
 	memset(&x, 0, sizeof x);
+	x.hdr_bytes = s->hdr_bytes;	/* the limit holds for all milters together */
 	gm_buf_reset(&s->out);
 	if (gm_add_macros(s, m, M_EOM) != 0 || gm_buf_packet(&s->out, 'E', NULL, 0) != 0)
 		return gm_fail(s, m, "eom", "out of memory", reply, replylen);
@@ -1572,6 +1574,8 @@ gm_eom(struct gate_milter_session *s, struct gm_milter *m,
 					    v == GMV_CONTINUE &&
 					    gm_apply(s, m, msg, &x) != 0)
 						why = "cannot apply modifications";
+					else if (why == NULL && v == GMV_CONTINUE)
+						s->hdr_bytes = x.hdr_bytes;
 				}
 				gm_mods_free(&x);
 				if (why)
@@ -1677,6 +1681,7 @@ gate_milter_message(struct gate_milter_session *s, struct gate_milter_msg *msg,
 	gm_set_reply(reply, replylen, "");
 	if (s == NULL || s->n == 0)
 		return GMV_CONTINUE;
+	s->hdr_bytes = 0;
 	if (s->discard) {
 		log_info("%s milter stage=eom verdict=discard (asked for earlier)", s->id);
 		gate_milter_abort(s);

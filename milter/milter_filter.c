@@ -568,7 +568,8 @@ mf_eom(SMFICTX *ctx)
 		}
 	}
 	milter_metric_dkim(dkim);
-	log_info("%s eom client=%s from=<%s> %s%s%s", c->id, c->ip, c->from, spf,
+	log_info("%s eom client=%s from=\"<%s>\" %s%s%s", c->id, c->ip,
+	    log_q(c->from), spf,
 	    spf[0] ? " " : "", dkim[0] ? dkim : "dkim=none");
 	if (c->skey[0])
 		milter_sess_txn_end(rt->sess, c->skey);

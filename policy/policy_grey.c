@@ -230,7 +230,8 @@ policy_grey_check(const struct policy_grey_config *gc, struct policy_store *st,
 	if (s == STORE_OK && first > now)
 		first = now;		/* clock went back */
 
-	policy_result_detail(res, "net=%s from=<%s> to=<%s>", net, sender, to);
+	policy_result_detail(res, "net=%s from=\"<%s>\" to=\"<%s>\"", net, log_q(sender),
+	    log_q(to));
 	if (s == STORE_NOTFOUND) {
 		vn = snprintf(val, sizeof(val), "%lld 0", (long long)now);
 		if (policy_store_set(st, key, val, (size_t)vn,

@@ -566,9 +566,9 @@ decide:
 		SPF_server_free(server);
 	if (resultp != NULL)
 		*resultp = result;
-	policy_result_detail(res, "result=%s identity=%s client=%s helo=%s "
+	policy_result_detail(res, "result=%s identity=%s client=%s helo=\"%s\" "
 	    "lookups=%d voids=%d", policy_spf_result_name(result),
-	    sender[0] ? "mailfrom" : "helo", ip, hs[0] ? hs : "-",
+	    sender[0] ? "mailfrom" : "helo", ip, hs[0] ? log_q(hs) : "-",
 	    ev.lookups, ev.voids);
 	if (ev.over_why != NULL)
 		policy_result_detail(res, "limit=\"%s\"", ev.over_why);

@@ -90,7 +90,7 @@ log_attempt(const struct relay_msg *m, const struct relay_rcpt *r, const char *r
 	char to[300], rep[600];
 	const char *reply = r->reply ? r->reply : "";
 
-	log_info("%s to=<%s> relay=%s delay=%llds attempts=%u status=%s reply=\"%s\"",
+	log_info("%s to=\"<%s>\" relay=%s delay=%llds attempts=%u status=%s reply=\"%s\"",
 	    m->id, log_quote(to, sizeof(to), r->addr, strlen(r->addr)),
 	    relay && *relay ? relay : "none",
 	    (long long)(time(NULL) - m->arrival), m->attempts, status,

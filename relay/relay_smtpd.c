@@ -183,8 +183,8 @@ body_end(struct smtpd *s)
 
 	if (s->bad_lf || s->bad_cr) {
 		/* the gate's reply for the same thing (gate_data.c) */
-		log_info("smtpd client=%s reject reason=%s from=<%s> reply=\"550 5.6.0\"",
-		    s->client, s->bad_lf ? "bare-lf" : "bare-cr", s->from);
+		log_info("smtpd client=%s reject reason=%s from=\"<%s>\" reply=\"550 5.6.0\"",
+		    s->client, s->bad_lf ? "bare-lf" : "bare-cr", log_q(s->from));
 		reply(s, "550 5.6.0 Message contains bare %s; lines must end in CRLF",
 		    s->bad_lf ? "LF" : "CR");
 		s->errors++;
@@ -230,7 +230,7 @@ body_end(struct smtpd *s)
 	relay_metric_received(metric_t0);
 	{
 		char to[512];
-		log_info("%s queued client=%s from=<%s> nrcpt=%zu size=%lld dkim=%s",
+		log_info("%s queued client=%s from=\"<%s>\" nrcpt=%zu size=%lld dkim=%s",
 		    id, s->client, log_quote(to, sizeof(to), s->from, strlen(s->from)),
 		    s->nrcpts, (long long)s->size,
 		    dr == RELAY_DKIM_SIGNED ? "signed" : "none");

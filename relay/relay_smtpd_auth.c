@@ -119,7 +119,7 @@ auth_result(struct smtpd *s, const char *user, size_t ul, const char *pw, size_t
 	}
 	s->errors++;
 	s->auth_fails++;
-	log_info("smtpd client=%s reject reason=auth user=%s failures=%u client_failures=%u",
+	log_info("smtpd client=%s reject reason=auth user=\"%s\" failures=%u client_failures=%u",
 	    s->client, log_quote(q, sizeof(q), user, ul), s->auth_fails,
 	    s->auth_prior + s->auth_fails);
 	/* slow down guessing: the answer comes later with every failure */

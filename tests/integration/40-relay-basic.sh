@@ -56,10 +56,10 @@ else
 	tw_fail "smarthost saw TLS and AUTH (ESMTPSA)" "$(head -n 12 "$f" 2>/dev/null)"
 fi
 tw_check "smarthost log: sasl_username" grep -q 'sasl_method=PLAIN, sasl_username=relay@example.test' "$T/sh/maillog"
-if grep -Eq '^.*[0-9A-F]{16} to=<user@example.test> relay=localhost\[127\.0\.0\.1\]:'"$SH"' delay=[0-9]+s attempts=1 status=sent reply="250 2\.0\.0' "$T/relay.log"; then
+if grep -Eq '^.*[0-9A-F]{16} to="<user@example.test>" relay=localhost\[127\.0\.0\.1\]:'"$SH"' delay=[0-9]+s attempts=1 status=sent reply="250 2\.0\.0' "$T/relay.log"; then
 	tw_ok "one log line per attempt"
 else
-	tw_fail "one log line per attempt" "$(grep 'to=<' "$T/relay.log" | tail -n 3)"
+	tw_fail "one log line per attempt" "$(grep 'to="<' "$T/relay.log" | tail -n 3)"
 fi
 if grep -q 's3cret' "$T/relay.log"; then
 	tw_fail "no secret in the log" "the password appears in the log"
@@ -98,7 +98,7 @@ fi
 tw_swaks_expect "null sender accepted" 250 $S --from '<>' --to unknown@example.test \
 	--header "Subject: relay-basic-null"
 id=$(sed -n 's/.*queued as \([0-9A-F]\{16\}\).*/\1/p' "$TW_TMP/swaks.out" | tail -n 1)
-if rl_log_wait relay "$id to=<unknown@example.test> .*status=bounced" 20; then
+if rl_log_wait relay "$id to=\"<unknown@example.test>\" .*status=bounced" 20; then
 	sleep 1
 	if grep -q "$id sender non-delivery" "$T/relay.log"; then
 		tw_fail "no DSN for a null sender" "a DSN was queued"

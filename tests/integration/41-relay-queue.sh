@@ -37,7 +37,7 @@ B=$(qid)
 tw_swaks_expect "D accepted while the smarthost is down" 250 $S \
 	--from sender@example.test --to other@example.test --header "Subject: queue-D"
 D=$(qid)
-if rl_log_wait q "$D to=<other@example.test> relay=none .*attempts=1 status=deferred reply=\"4\.4\.1 connect" 15; then
+if rl_log_wait q "$D to=\"<other@example.test>\" relay=none .*attempts=1 status=deferred reply=\"4\.4\.1 connect" 15; then
 	tw_ok "connect failure defers"
 else
 	tw_fail "connect failure defers" "$(tail -n 5 "$T/q.log")"
@@ -102,7 +102,7 @@ rl_start "$T/w.conf" w || { tw_fail "relay start (w)"; tw_summary; exit 1; }
 tw_swaks_expect "accepted (wrong password relay)" 250 --server 127.0.0.1:27204 \
 	--from sender@example.test --to user@example.test --header "Subject: queue-W"
 W=$(qid)
-if rl_log_wait w "$W to=<user@example.test> .*attempts=3 status=deferred reply=\"4\.4\.1 .*AUTH failed: 535" 30; then
+if rl_log_wait w "$W to=\"<user@example.test>\" .*attempts=3 status=deferred reply=\"4\.4\.1 .*AUTH failed: 535" 30; then
 	tw_ok "wrong password: deferred, retried"
 else
 	tw_fail "wrong password: deferred, retried" "$(tail -n 5 "$T/w.log")"
@@ -123,7 +123,7 @@ rl_start "$T/v.conf" v || { tw_fail "relay start (v)"; tw_summary; exit 1; }
 tw_swaks_expect "accepted (verify relay)" 250 --server 127.0.0.1:27205 \
 	--from sender@example.test --to user@example.test --header "Subject: queue-V"
 V=$(qid)
-if rl_log_wait v "$V to=<user@example.test> .*status=deferred reply=\"4\.4\.1 .*TLS handshake failed" 20; then
+if rl_log_wait v "$V to=\"<user@example.test>\" .*status=deferred reply=\"4\.4\.1 .*TLS handshake failed" 20; then
 	tw_ok "tls=verify: wrong certificate name defers"
 else
 	tw_fail "tls=verify: wrong certificate name defers" "$(tail -n 5 "$T/v.log")"
@@ -149,7 +149,7 @@ tw_swaks_expect "accepted (lifetime relay)" 250 --server 127.0.0.1:27207 \
 L=$(qid)
 tw_wait_maildir "$MD/postmaster" 1 20 && tw_ok "the other recipient is delivered" ||
 	tw_fail "the other recipient is delivered"
-if rl_log_wait l "$L to=<defer@example.test> .*status=bounced reply=\"4\.4\.7 message expired" 30; then
+if rl_log_wait l "$L to=\"<defer@example.test>\" .*status=bounced reply=\"4\.4\.7 message expired" 30; then
 	tw_ok "expired recipient bounced"
 else
 	tw_fail "expired recipient bounced" "$(tail -n 5 "$T/l.log")"

@@ -57,7 +57,7 @@ for mode in hang garbage busy noreply; do
 	busy) re="banner: 421" ;;
 	noreply) re="connection closed .* in reply to end of data" ;;
 	esac
-	if rl_log_wait relay "$id to=<user@example.test> .*status=deferred reply=\".*$re" 20; then
+	if rl_log_wait relay "$id to=\"<user@example.test>\" .*status=deferred reply=\".*$re" 20; then
 		tw_ok "$mode: deferred"
 	else
 		tw_fail "$mode: deferred" "$(grep "$id" "$T/relay.log" | tail -n 2)"
@@ -95,7 +95,7 @@ fake_start reject
 tw_swaks_expect "accepted (reject)" 250 --server 127.0.0.1:$RP \
 	--from sender@example.test --to user@example.test --header "Subject: bad-reject"
 id=$(qid)
-rl_log_wait relay "$id to=<user@example.test> .*status=bounced reply=\"554.5\.7\.1 rejected 554 5\.7\.1 by policy\"" 20 &&
+rl_log_wait relay "$id to=\"<user@example.test>\" .*status=bounced reply=\"554.5\.7\.1 rejected 554 5\.7\.1 by policy\"" 20 &&
 	tw_ok "5xx at end of data bounces (multi-line reply kept)" ||
 	tw_fail "5xx at end of data bounces" "$(grep "$id" "$T/relay.log" | tail -n 2)"
 rl_log_wait relay "$id sender non-delivery notification" 10 && tw_ok "DSN queued" || tw_fail "DSN queued"

@@ -52,7 +52,7 @@ rl_start "$T/mx.conf" mx || { tw_fail "relay start"; tw_summary; exit 1; }
 tw_swaks_expect "accepted (MX)" 250 --server 127.0.0.1:27600 \
 	--from sender@example.test --to user@example.test --header "Subject: mx-1"
 id=$(qid)
-rl_log_wait mx "$id to=<user@example.test> relay=localhost\[127\.0\.0\.1\]:$SH .*status=sent" 20 &&
+rl_log_wait mx "$id to=\"<user@example.test>\" relay=localhost\[127\.0\.0\.1\]:$SH .*status=sent" 20 &&
 	tw_ok "MX lookup: delivered to the preferred exchanger" ||
 	tw_fail "MX lookup: delivered" "$(tail -n 3 "$T/mx.log")"
 rl_stop mx
@@ -65,7 +65,7 @@ rl_start "$T/nomx.conf" nomx || { tw_fail "relay start"; tw_summary; exit 1; }
 tw_swaks_expect "accepted (implicit MX)" 250 --server 127.0.0.1:27605 \
 	--from sender@example.test --to user@example.test --header "Subject: mx-2"
 id=$(qid)
-rl_log_wait nomx "$id to=<user@example.test> relay=nomx\.relay\.test\[127\.0\.0\.1\]:$SH .*status=sent" 20 &&
+rl_log_wait nomx "$id to=\"<user@example.test>\" relay=nomx\.relay\.test\[127\.0\.0\.1\]:$SH .*status=sent" 20 &&
 	tw_ok "no MX: the A record is used" ||
 	tw_fail "no MX: the A record is used" "$(tail -n 3 "$T/nomx.log")"
 rl_stop nomx
@@ -77,7 +77,7 @@ rl_start "$T/dead.conf" dead || { tw_fail "relay start"; tw_summary; exit 1; }
 tw_swaks_expect "accepted (NXDOMAIN)" 250 --server 127.0.0.1:27606 \
 	--from sender@example.test --to user@example.test --header "Subject: mx-dead"
 id=$(qid)
-if rl_log_wait dead "$id to=<user@example.test> relay=none .*attempts=2 status=deferred reply=\"4\.4\.1 MX lookup for dead\.relay\.test" 20; then
+if rl_log_wait dead "$id to=\"<user@example.test>\" relay=none .*attempts=2 status=deferred reply=\"4\.4\.1 MX lookup for dead\.relay\.test" 20; then
 	tw_ok "DNS failure defers"
 else
 	tw_fail "DNS failure defers" "$(tail -n 3 "$T/dead.log")"
@@ -88,7 +88,7 @@ rl_stop dead
 rl_conf "$T/dead.conf" "listen=127.0.0.1:27606" "smarthost=dead.relay.test:$SH, [localhost]:$SH" \
 	"resolver=127.0.0.1:$DNS" "spool_dir=$T/spool-dead"
 rl_start "$T/dead.conf" dead2 || { tw_fail "relay restart"; tw_summary; exit 1; }
-rl_log_wait dead2 "$id to=<user@example.test> relay=localhost\[127\.0\.0\.1\]:$SH .*status=sent" 20 &&
+rl_log_wait dead2 "$id to=\"<user@example.test>\" relay=localhost\[127\.0\.0\.1\]:$SH .*status=sent" 20 &&
 	tw_ok "failover to the second smarthost (queued message kept across restart)" ||
 	tw_fail "failover to the second smarthost" "$(tail -n 3 "$T/dead2.log")"
 rl_stop dead2
@@ -130,7 +130,7 @@ rl_start "$T/login.conf" login || { tw_fail "relay start"; tw_summary; exit 1; }
 tw_swaks_expect "accepted (LOGIN)" 250 --server 127.0.0.1:27608 \
 	--from sender@example.test --to user@example.test --header "Subject: login-1"
 id=$(qid)
-if rl_log_wait login "$id to=<user@example.test> .*status=sent" 20 && grep -q '^auth ok' "$T/fake.log"; then
+if rl_log_wait login "$id to=\"<user@example.test>\" .*status=sent" 20 && grep -q '^auth ok' "$T/fake.log"; then
 	tw_ok "AUTH LOGIN"
 else
 	tw_fail "AUTH LOGIN" "$(tail -n 3 "$T/login.log"; tail -n 5 "$T/fake.log")"

@@ -63,7 +63,7 @@ smuggle 'LF.CR' '\n.\r'
 smuggle 'CR.LF' '\r.\n'
 smuggle 'CRLF.CRCRLF' '\r\n.\r\r\n'
 smuggle 'LFLF.CRLF' '\n\n.\r\n'
-if grep -q 'from=<ceo@example.com>' "$T/relay.log" ||
+if grep -q 'queued .*ceo@example.com' "$T/relay.log" ||
 	"$TW_RELAY" -c "$T/relay.conf" queue list 2>&1 | grep -q 'ceo@example.com'; then
 	tw_fail "no smuggled message queued" "$(grep 'ceo@example.com' "$T/relay.log")"
 else
@@ -83,6 +83,31 @@ tw_chat_expect "bare LF in BDAT: 550 5.6.0" 127.0.0.1 $RP <<'CHAT'
 < 550 5\.6\.0
 alive
 CHAT
+
+# ---- log values quoted: a quoted local part cannot fake key=value fields ----
+tw_chat_expect "log: a sender with a quoted local part is queued" 127.0.0.1 $RP <<'CHAT'
+< 220
+> EHLO client.example.test
+< 250
+> MAIL FROM:<"x> nrcpt=0 dkim=signed y"@example.test>
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+> Subject: log
+>
+> .
+< 250
+> QUIT
+< 221
+CHAT
+grep -q "queued client=127.0.0.1 from=\"<'x> nrcpt=0 dkim=signed y'@example.test>\" nrcpt=1 " "$T/relay.log" &&
+	tw_ok "log: from= is one quoted value (no fake nrcpt=/dkim= fields)" ||
+	tw_fail "log: from= is one quoted value" "$(grep ' queued ' "$T/relay.log" | tail -n 2)"
+rl_log_wait relay "to=\"<user@example.test>\" relay=[^ ]* delay=" 20 &&
+	tw_ok "log: to= is one quoted value" ||
+	tw_fail "log: to= is one quoted value" "$(grep ' to=' "$T/relay.log" | tail -n 2)"
 
 # ---- (2) links planted by the relay user in the spool ---------------------
 rl_stop

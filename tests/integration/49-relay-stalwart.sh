@@ -68,8 +68,8 @@ nb0=$(grep -c 'sender non-delivery notification' "$T/relay.log")
 { txn '' '<unknown@example.test> NOTIFY=NEVER' relay-never x
   txn '' '<unknown2@example.test> NOTIFY=FAILURE' relay-failure x; } |
 	session "NOTIFY=NEVER and NOTIFY=FAILURE to refused recipients"
-if rl_log_wait relay 'to=<unknown@example.test> .*status=bounced' 20 &&
-	rl_log_wait relay 'to=<unknown2@example.test> .*status=bounced' 20 &&
+if rl_log_wait relay 'to="<unknown@example.test>" .*status=bounced' 20 &&
+	rl_log_wait relay 'to="<unknown2@example.test>" .*status=bounced' 20 &&
 	rl_log_wait relay 'sender non-delivery notification' 20; then
 	sleep 1
 	nb=$(grep -c 'sender non-delivery notification' "$T/relay.log")

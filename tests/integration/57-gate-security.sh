@@ -151,7 +151,7 @@ tw_bg_stop ip1
 # bad_milter hdr-flood: 2000 added headers of 64000 bytes (128 MB); the gate
 # stops at message_size_limit (1M here) and applies the milter's default
 # action; the worker stays small. hdr-many: 1500 small headers, over the
-# count bound (1000).
+# count bound (1000). Two milters' additions count together.
 BAD=$TW_BUILD/tests/bad_milter
 tw_bg fake9 python3 "$FAKE" --die-at none --lifetime 120 --log "$T/fake9.log" 26057
 tw_wait_port 127.0.0.1 26057 5 >/dev/null
@@ -200,6 +200,17 @@ tw_wait_port 127.0.0.1 28573 5 >/dev/null
 gate many backend=127.0.0.1:26057 milters=inet:127.0.0.1:28573 milter_default_action=reject
 send9 "9: 1500 added headers (over 1000): the milter's default action (reject, 5xx)" "5[0-9][0-9] "
 tw_bg_stop bad9b
+# two milters of 10 x 64000 bytes each: 640 kB apiece is under the 1M limit,
+# 1.28 MB together is not (the bound holds for all milters of a message)
+tw_bg bad9c "$BAD" -p 28574 -m hdr-flood -k 10 -t E -n 20 -T 120
+tw_bg bad9d "$BAD" -p 28575 -m hdr-flood -k 10 -t E -n 20 -T 120
+tw_wait_port 127.0.0.1 28574 5 >/dev/null
+tw_wait_port 127.0.0.1 28575 5 >/dev/null
+gate two backend=127.0.0.1:26057 milters="inet:127.0.0.1:28574, inet:127.0.0.1:28575" \
+	milter_default_action=tempfail milter_eom_timeout=60s message_size_limit=1M
+send9 "9: two milters adding 640 kB each (1.28 MB > 1M together): tempfail (4xx)" "4[0-9][0-9] "
+tw_bg_stop bad9c
+tw_bg_stop bad9d
 grep -q '^accepted' "$T/fake9.log" && tw_fail "9: the backend accepted nothing" "$(cat "$T/fake9.log" | head -5)" ||
 	tw_ok "9: the backend accepted nothing"
 tw_bg_stop fake9
