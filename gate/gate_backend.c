@@ -251,7 +251,49 @@ gate_backend_close(struct gate_session *s, int send_quit)
 	if (close(s->be.fd) != 0)
 		log_debug("%s backend close: %s", s->id, strerror(errno));
 	s->be.fd = -1;
+	s->be.mail_pending = s->be.mail_refused = 0;
 	memset(&s->be.caps, 0, sizeof(s->be.caps));
+}
+
+/* MAIL FROM toward the backend. A backend that pipelines gets it with the
+ * first RCPT, in one write (RFC 2920): the client's 250 here is ours, and a
+ * refusal by the backend becomes the reply to each RCPT, in its words. The
+ * client still never sees a 250 for a message the backend did not accept. */
+int
+gate_backend_mail(struct gate_session *s, const char *cmd)
+{
+	s->be.mail_pending = s->be.mail_refused = 0;
+	if (!s->be.caps.pipelining)
+		return gate_backend_relay(s, "%s", cmd);
+	snprintf(s->be.mail_cmd, sizeof(s->be.mail_cmd), "%s", cmd);
+	s->be.mail_pending = 1;
+	gate_reply(s, "250 2.1.0 Ok");
+	return 250;
+}
+
+/* The MAIL held by gate_backend_mail went out with this RCPT: read its
+ * reply into r. 1: accepted, read on; 0: refused, r answers the RCPT (whose
+ * own reply was read and dropped); -1: backend lost (st says how). */
+static int
+backend_mail_reply(struct gate_session *s, struct smtp_reply *r, enum smtp_rstatus *st)
+{
+	struct smtp_reply rr;
+	char q[300];
+
+	s->be.mail_pending = 0;
+	if (r->code / 100 == 2) {
+		*st = smtp_read_reply(&s->be.io, r);
+		return *st == SMTP_R_OK ? 1 : -1;
+	}
+	if (r->code != 421 && (*st = smtp_read_reply(&s->be.io, &rr)) != SMTP_R_OK)
+		return -1;
+	log_info("%s refused stage=mail from=\"<%s>\" backend=%s reply=\"%s\"", s->id,
+	    log_q(s->mail_from), s->be.addr, log_quote(q, sizeof(q), r->text, r->len));
+	if (r->code != 421) {
+		s->be.mail_refused = 1;
+		s->be.mail_reply = *r;
+	}
+	return 0;
 }
 
 int
@@ -270,7 +312,17 @@ gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 		gate_reply(s, "500 5.5.2 Line too long");
 		return 500;
 	}
-	st = smtp_command(&s->be.io, &r, "%s", cmd);
+	if (s->be.mail_refused) {	/* the backend refused the MAIL: its reply again */
+		if (io_write(&s->io, s->be.mail_reply.text, s->be.mail_reply.len) != 0)
+			return -1;
+		return s->be.mail_reply.code;
+	}
+	if (s->be.mail_pending && io_printf(&s->be.io, "%s\r\n", s->be.mail_cmd) != 0)
+		st = SMTP_R_ERROR;
+	else
+		st = smtp_command(&s->be.io, &r, "%s", cmd);
+	if (st == SMTP_R_OK && s->be.mail_pending && backend_mail_reply(s, &r, &st) < 0)
+		st = st == SMTP_R_OK ? SMTP_R_ERROR : st;
 	if (st != SMTP_R_OK || r.code < 200) {
 		log_warn("%s backend=%s status=lost during=\"%.20s\" reason=%s reply=\"421 4.4.2\"",
 		    s->id, s->be.addr, cmd,
@@ -301,9 +353,11 @@ void
 gate_backend_rset(struct gate_session *s)
 {
 	struct smtp_reply r;
+	int sent = !s->be.mail_pending && !s->be.mail_refused;
 
-	if (s->be.fd < 0)
-		return;
+	s->be.mail_pending = s->be.mail_refused = 0;
+	if (s->be.fd < 0 || !sent)
+		return;		/* no transaction open at the backend: nothing to reset */
 	if (smtp_command(&s->be.io, &r, "RSET") != SMTP_R_OK || r.code != 250)
 		gate_backend_close(s, 0);
 }

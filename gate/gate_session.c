@@ -340,7 +340,7 @@ cmd_mail(struct gate_session *s, char *arg)
 		gate_reply(s, "501 5.5.4 Parameters too long");
 		return;
 	}
-	code = gate_backend_relay(s, "%s", replay);
+	code = gate_backend_mail(s, replay);
 	if (code < 0)
 		return;
 	if (code / 100 == 2)

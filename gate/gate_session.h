@@ -30,6 +30,11 @@ struct gate_backend {
 	char		 addr[300];	/* for logs */
 	unsigned	 slot;		/* on the backend board, while fd >= 0 */
 	int		 counted;	/* in the board's session count */
+	/* MAIL held for the first RCPT when the backend pipelines (the two
+	 * go in one write); refused: its reply answers every RCPT */
+	char		 mail_cmd[SMTP_LINE_MAX];
+	int		 mail_pending, mail_refused;
+	struct smtp_reply mail_reply;
 };
 
 struct gate_session {
@@ -91,6 +96,7 @@ int  gate_session_expired(struct gate_session *s);
 int  gate_backend_open(struct gate_session *s);
 void gate_backend_close(struct gate_session *s, int send_quit);
 void gate_backend_rset(struct gate_session *s);
+int  gate_backend_mail(struct gate_session *s, const char *cmd);
 /* Send a command, relay the backend's reply to the client verbatim.
  * Returns the reply code, or -1 when the backend is gone (client got
  * 421 4.4.2 and the session must end). */

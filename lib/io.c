@@ -56,8 +56,12 @@ io_init(struct io *io, int fd, size_t rcap, int timeout_ms)
 	return 0;
 }
 
-/* Apply io->timeout_ms to the socket when it changed. Not a socket (tests
- * on pipes): no timeout. */
+/* Bound a blocking read or write on the socket by ms. The socket keeps a
+ * timeout that is not longer than ms but within a factor of 4 of it: a
+ * shorter one only wakes the caller's loop early (it goes on until its
+ * deadline), so the timeouts of commands, data and the session deadline
+ * do not cost two setsockopt calls each time they differ. Not a socket
+ * (tests on pipes): no timeout. */
 static void
 io_timeouts(struct io *io, int ms)
 {
@@ -65,7 +69,7 @@ io_timeouts(struct io *io, int ms)
 
 	if (ms <= 0)
 		ms = 1;
-	if (ms == io->cur_timeout)
+	if (io->cur_timeout > 0 && io->cur_timeout <= ms && io->cur_timeout >= ms / 4)
 		return;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
@@ -145,10 +149,8 @@ io_fill(struct io *io, long long deadline, enum io_status *st)
 				if (e == SSL_ERROR_SYSCALL && r == 0)
 					return 0;	/* unexpected EOF: treat as close */
 				if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
-				    e == SSL_ERROR_SYSCALL) && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-					*st = IO_TIMEOUT;
-					return -1;
-				}
+				    e == SSL_ERROR_SYSCALL) && (errno == EAGAIN || errno == EWOULDBLOCK))
+					continue;	/* the socket's timeout: on to the deadline */
 				if (e == SSL_ERROR_SYSCALL && errno == EINTR)
 					continue;
 				*st = IO_ERROR;
@@ -163,9 +165,9 @@ io_fill(struct io *io, long long deadline, enum io_status *st)
 		}
 		if (n == 0)
 			return 0;
-		if (errno == EINTR)
-			continue;
-		*st = (errno == EAGAIN || errno == EWOULDBLOCK) ? IO_TIMEOUT : IO_ERROR;
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+			continue;	/* a signal, or the socket's timeout: on to the deadline */
+		*st = IO_ERROR;
 		return -1;
 	}
 }
@@ -289,8 +291,12 @@ io_flush(struct io *io)
 			ERR_clear_error();
 			r = SSL_write(io->ssl, io->wbuf + off, (int)(io->wlen - off));
 			if (r <= 0) {
-				if (SSL_get_error(io->ssl, r) == SSL_ERROR_SYSCALL && errno == EINTR)
+				int e = SSL_get_error(io->ssl, r);
+				if (e == SSL_ERROR_SYSCALL && errno == EINTR)
 					continue;
+				if ((e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ||
+				    e == SSL_ERROR_SYSCALL) && (errno == EAGAIN || errno == EWOULDBLOCK))
+					continue;	/* same buffer again, until the deadline */
 				goto fail;
 			}
 			n = r;
@@ -304,8 +310,8 @@ io_flush(struct io *io)
 			io->wbytes += (unsigned long long)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
+		if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;	/* the deadline decides, above */
 		goto fail;
 	}
 	io->wlen = 0;
@@ -380,6 +386,9 @@ io_handshake(struct io *io, int server)
 		e = SSL_get_error(io->ssl, r);
 		if (e == SSL_ERROR_SYSCALL && errno == EINTR)
 			continue;
+		if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+		    e == SSL_ERROR_SYSCALL) && (errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;	/* the socket's timeout: on to the deadline */
 		return -1;
 	}
 }

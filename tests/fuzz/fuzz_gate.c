@@ -12,8 +12,9 @@
  *   - a PROXY v2 header that does not decode as one write with the client's
  *     address, or a command line not ending in CRLF or holding a bare CR/LF;
  *   - a command other than EHLO XCLIENT MAIL RCPT DATA BDAT RSET QUIT, an
- *     RCPT/DATA/BDAT outside a transaction, BDAT to a backend without
- *     CHUNKING;
+ *     RCPT/DATA/BDAT outside a transaction (but for the one RCPT right
+ *     after a MAIL it refused: the gate pipelines MAIL with the first
+ *     RCPT), BDAT to a backend without CHUNKING;
  *   - a MAIL/RCPT whose address (and parameters) does not come from a
  *     client command line, in order, after the last forwarded one;
  *   - message content with a bare CR or LF, a line starting with a dot
@@ -64,6 +65,7 @@ struct fuzz_be {
 	char		 reply[16384];
 	size_t		 rlen, roff;
 	int		 in_txn;
+	int		 mail_refused;	/* the last command was a MAIL we refused */
 	unsigned	 nrcpt;
 };
 
@@ -227,10 +229,13 @@ static void
 be_command(char *l, size_t n)
 {
 	char *addr, *gt;
+	int refused;
 
 	if (n < 2 || l[n - 2] != '\r' || memchr(l, '\r', n - 2) != NULL || memchr(l, '\0', n))
 		abort();	/* bad line end / bare CR / NUL toward the backend */
 	l[n - 2] = '\0';
+	refused = be.mail_refused;
+	be.mail_refused = 0;
 	if (!strncmp(l, "EHLO ", 5)) {
 		be_say("250-backend.test\r\n250-PIPELINING\r\n250-SIZE 20000000\r\n"
 		    "250-8BITMIME\r\n250-SMTPUTF8\r\n");
@@ -247,6 +252,8 @@ be_command(char *l, size_t n)
 		*gt = '\0';
 		if (strstr(addr, "mailfail") != NULL) {
 			be_say("550 5.1.0 Sender refused\r\n");
+			be.in_txn = 0;
+			be.mail_refused = 1;
 			return;
 		}
 		be.in_txn = 1;
@@ -254,9 +261,15 @@ be_command(char *l, size_t n)
 		be.rawlen = 0;
 		be_say("250 2.1.0 Ok\r\n");
 	} else if (!strncmp(l, "RCPT TO:<", 9) && (gt = strrchr(l, '>')) != NULL) {
+		addr = l + 9;
+		if (!be.in_txn && refused) {
+			/* the one RCPT pipelined with a MAIL we refused */
+			be_check_envelope("RCPT", addr, (size_t)(gt - addr), gt + 1);
+			be_say("503 5.5.1 Error: need MAIL command\r\n");
+			return;
+		}
 		if (!be.in_txn)
 			abort();	/* RCPT outside a transaction */
-		addr = l + 9;
 		be_check_envelope("RCPT", addr, (size_t)(gt - addr), gt + 1);
 		if (!strncasecmp(addr, "reject", 6))
 			be_say("550 5.1.1 No such user\r\n");

@@ -2,6 +2,10 @@
 # 30-gate-pipelining: RFC 2920 pipelining - commands that arrive in one
 # write are answered in order, two whole transactions in one write, swaks
 # --pipeline; several recipients with the backend's mixed answers.
+# MAIL goes to a backend that pipelines together with the first RCPT (one
+# write): a sender the backend refuses gets the gate's 250 to MAIL and the
+# backend's refusal, in its words, as the reply to every RCPT; nothing is
+# accepted; RSET and the next transaction work.
 # Ports: gate 25130, backend 26130.
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
@@ -90,6 +94,61 @@ done
 } >"$T/many.chat"
 tw_chat_expect "20 pipelined RCPTs" 127.0.0.1 25130 <"$T/many.chat"
 tw_check "20-recipient message delivered" tw_wait_maildir "$MD" 4 15
+
+# A sender the backend (Postfix, check_sender_access, smtpd_delay_reject = no)
+# refuses at MAIL.
+printf 'refused@example.org REJECT 5.7.1 sender refused by the backend\n' >"$T/be/etc/senders"
+postconf -c "$T/be/etc" -e "smtpd_sender_restrictions = check_sender_access texthash:$T/be/etc/senders" \
+	"smtpd_delay_reject = no" &&
+	postfix -c "$T/be/etc" reload >/dev/null 2>&1
+sleep 1
+n0=$(ls "$MD/new" | wc -l)
+tw_chat_expect "backend refuses MAIL: its reply answers each RCPT, session goes on" -b 127.0.0.9 127.0.0.1 25130 <<'EOF2'
+< 220
+> EHLO client.example.org
+< 250 
+> MAIL FROM:<refused@example.org>
+< 250 2\.1\.0
+> RCPT TO:<user@example.test>
+< 554 5\.7\.1 .*sender refused by the backend
+> RCPT TO:<user@example.test>
+< 554 5\.7\.1 .*sender refused by the backend
+> DATA
+< 554 5\.5\.1
+> RSET
+< 250
+> MAIL FROM:<fine@example.org>
+< 250 2\.1\.0
+> RCPT TO:<user@example.test>
+< 250 2\.1\.5
+> DATA
+< 354
+> Subject: tw pipe after refusal
+>
+> x
+> .
+< 250 2\.0\.0
+> QUIT
+< 221
+EOF2
+tw_check "only the message after the refusal delivered" tw_wait_maildir "$MD" $((n0 + 1)) 15
+sleep 1
+[ "$(ls "$MD/new" | wc -l)" -eq $((n0 + 1)) ] && ! grep -lq 'refused@example.org' "$MD"/new/* &&
+	tw_ok "nothing from the refused sender in the mailbox" ||
+	tw_fail "nothing from the refused sender in the mailbox" "$(ls "$MD/new" | wc -l) files"
+grep -q 'refused stage=mail from="<refused@example.org>" backend=127.0.0.1:26130 reply="554 5.7.1' "$T/gate.log" &&
+	tw_ok "the backend's MAIL refusal is logged" ||
+	tw_fail "the backend's MAIL refusal is logged" "$(grep refused "$T/gate.log" | tail -n 3)"
+tw_chat_expect "backend refuses MAIL, pipelined client: one reply per command, in order" -b 127.0.0.9 127.0.0.1 25130 <<'EOF2'
+< 220
+>> EHLO client.example.org\r\nMAIL FROM:<refused@example.org>\r\nRCPT TO:<user@example.test>\r\nDATA\r\nQUIT\r\n
+< 250 
+< 250 2\.1\.0
+< 554 5\.7\.1
+< 554 5\.5\.1
+< 221
+eof
+EOF2
 
 tw_check "gate stops on SIGTERM within 15 s" tw_stop_gate
 tw_summary
