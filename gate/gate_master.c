@@ -97,7 +97,10 @@ bind_listeners(struct gate_settings *cfg, const struct gate_settings *old)
 			}
 		if (l->fd >= 0)
 			continue;
-		l->fd = net_listen(&l->addr, 511);
+		/* a deep accept queue (the kernel caps it at net.core.somaxconn):
+		 * the screen accepts in bursts, and a burst of thousands of
+		 * connections must wait there, not be dropped and retried */
+		l->fd = net_listen(&l->addr, 4096);
 		if (l->fd < 0) {
 			log_err("listen %s:%s: %s", l->addr.host, l->addr.port, strerror(errno));
 			return -1;

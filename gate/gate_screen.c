@@ -16,7 +16,9 @@
  * A client that passed is remembered in the store for screen_cache_ttl
  * (postscreen's temporary allowlist) and skips DNSBL and pregreet next time.
  * Thousands of idle or hostile connections cost the screen a slot each and
- * never occupy a worker.
+ * never occupy a worker. The connections are watched with epoll (one
+ * registration each, so a wake-up costs what is ready, not what is held);
+ * the listeners and the resolver's few sockets with poll, beside it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/random.h>
 #include <sys/uio.h>
@@ -68,6 +71,7 @@ struct screen {
 	unsigned		 idbase;	/* per screen process: ids stay unique across reloads */
 	size_t			 hi;		/* slots [hi, max) are all free */
 	size_t			 board;		/* scoreboard slots worth scanning */
+	int			 ep;		/* epoll: the held connections, by slot */
 };
 
 static void
@@ -95,8 +99,12 @@ sc_close(struct screen *sc, struct sc_conn **slot, const char *why, int rate_rel
 	if (rate_release && (c->flags & GATE_PASS_RATE_OWED) && sc->rt->store != NULL)
 		(void)policy_rate_disconnect(&sc->cfg->policy.rate, sc->rt->store, &c->peer);
 	c->flags &= ~GATE_PASS_RATE_OWED;
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		/* out of the epoll set first: a socket passed to a worker
+		 * stays open there, and would go on waking us */
+		(void)epoll_ctl(sc->ep, EPOLL_CTL_DEL, c->fd, NULL);
 		(void)close(c->fd);
+	}
 	c->fd = -1;
 	if (c->dnsbl_pending) {
 		c->dead = 1;	/* the resolver still holds a pointer to c */
@@ -164,8 +172,14 @@ sc_pass(struct screen *sc, struct sc_conn **slot)
 	if (idle_workers(sc) == 0) {
 		/* every worker is busy: wait a little (the master grows the pool
 		 * up to workers_max), then refuse rather than queue unbounded */
-		if (c->busy_until_ms == 0)
+		if (c->busy_until_ms == 0) {
+			struct epoll_event e = { .events = 0,
+			    .data.u64 = (uint64_t)(slot - sc->conns) };
+
 			c->busy_until_ms = gate_now_ms() + GATE_SCREEN_BUSY_WAIT_MS;
+			/* not read while it waits (sc_tick retries the hand-off) */
+			(void)epoll_ctl(sc->ep, EPOLL_CTL_MOD, c->fd, &e);
+		}
 		if (gate_now_ms() < c->busy_until_ms)
 			return;
 		log_info("%s screen client=%s status=busy reply=\"421 4.3.2\"", c->id, c->ip);
@@ -465,6 +479,14 @@ sc_accept(struct screen *sc, const struct gate_listener *l)
 		gate_metric_accepted();
 		if (slot >= sc->hi)
 			sc->hi = slot + 1;
+		{
+			struct epoll_event e = { .events = EPOLLIN, .data.u64 = slot };
+			if (epoll_ctl(sc->ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+				log_warn("%s screen epoll: %s", c->id, strerror(errno));
+				sc_close(sc, &sc->conns[slot], "no-resources", 0);
+				continue;
+			}
+		}
 		if (sc->cfg->trusted_proxies.n > 0 &&
 		    net_cidr_list_match(&sc->cfg->trusted_proxies, &c->peer)) {
 			c->state = SC_PROXY;
@@ -539,10 +561,12 @@ gate_screen_main(struct gate_runtime *rt)
 	}
 	sc.max = (size_t)rt->cfg->screen_max_connections;
 	sc.conns = calloc(sc.max, sizeof(*sc.conns));
-	npfd = sc.max + rt->cfg->nlisteners + 16;
+	npfd = rt->cfg->nlisteners + 16 + 1;
 	pfd = calloc(npfd, sizeof(*pfd));
 	if (sc.conns == NULL || pfd == NULL)
 		fatal("out of memory");
+	if ((sc.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		fatal("epoll: %s", strerror(errno));
 	gate_child_signals();
 	if (rt->cfg->policy.dnsbl.nzones > 0 &&
 	    policy_dns_open(rt->cfg->policy.resolver, rt->cfg->policy.dns_timeout_ms,
@@ -580,27 +604,26 @@ gate_screen_main(struct gate_runtime *rt)
 			if (timeout < 0 || timeout > 200)
 				timeout = 200;
 		}
-		size_t nc = n;
 		while (sc.hi > 0 && sc.conns[sc.hi - 1] == NULL)
 			sc.hi--;
-		for (size_t i = 0; i < sc.hi; i++)
-			if (sc.conns[i] != NULL) {
-				pfd[n].fd = sc.conns[i]->fd;	/* -1 (ignored) when dead */
-				pfd[n].events = sc.conns[i]->busy_until_ms ? 0 : POLLIN;
-				n++;
-			}
+		pfd[n].fd = sc.ep;	/* the held connections, all behind one fd */
+		pfd[n].events = POLLIN;
+		n++;
 		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
 			fatal("poll: %s", strerror(errno));
 		if (rt->dns != NULL)
 			policy_dns_process(rt->dns, pfd + nl, (int)ndns);
-		for (size_t k = nc, i = 0; k < n && i < sc.hi; i++) {
-			struct sc_conn *c = sc.conns[i];
-			if (c == NULL)
-				continue;
-			if (!c->dead && c->busy_until_ms == 0 && pfd[k].fd == c->fd &&
-			    (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
-				sc_readable(&sc, &sc.conns[i]);
-			k++;
+		if (pfd[n - 1].revents & POLLIN) {
+			struct epoll_event ev[256];
+			int ne = epoll_wait(sc.ep, ev, 256, 0);
+
+			for (int k = 0; k < ne; k++) {
+				size_t i = (size_t)ev[k].data.u64;
+				struct sc_conn *c = i < sc.max ? sc.conns[i] : NULL;
+
+				if (c != NULL && !c->dead && c->busy_until_ms == 0 && c->fd >= 0)
+					sc_readable(&sc, &sc.conns[i]);
+			}
 		}
 		for (size_t i = 0; i < nl; i++)
 			if (pfd[i].revents & POLLIN)
@@ -632,5 +655,6 @@ gate_screen_main(struct gate_runtime *rt)
 		policy_store_close(rt->store);
 	free(sc.conns);
 	free(pfd);
+	(void)close(sc.ep);
 	exit(0);
 }
