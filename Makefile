@@ -109,6 +109,7 @@ bench: deps
 	@bash tests/bench/policy.sh
 	@bash tests/bench/milter.sh
 	@bash tests/bench/relay.sh
+	@bash tests/bench/backends.sh
 
 # The container image and deploy/compose.yaml under podman (root; installs
 # podman & co. itself): see tests/container/container-check.sh.

@@ -154,7 +154,6 @@ backend_try(struct gate_session *s, const struct gate_backend_addr *a)
 	enum smtp_rstatus st;
 
 	snprintf(s->be.addr, sizeof(s->be.addr), "%s", a->name);
-	s->be.slot = a->slot;
 	s->be.fd = net_connect(&a->ep, (int)cfg->backend_connect_timeout * 1000);
 	if (s->be.fd < 0)
 		return strerror(errno);
@@ -185,7 +184,7 @@ backend_connect_any(struct gate_session *s)
 		why = backend_try(s, a);
 		gate_backends_result(s->rt->backends, a, &cfg->be_rule, why == NULL);
 		if (why == NULL) {
-			gate_backends_sessions(s->rt->backends, a->slot, 1);
+			gate_backends_hold(s->rt->backends, s->rt->slot, a->slot);
 			s->be.counted = 1;
 			return 0;
 		}
@@ -246,7 +245,7 @@ gate_backend_close(struct gate_session *s, int send_quit)
 	}
 	io_free(&s->be.io);
 	if (s->be.counted)
-		gate_backends_sessions(s->rt->backends, s->be.slot, -1);
+		gate_backends_release(s->rt->backends, s->rt->slot);
 	s->be.counted = 0;
 	if (close(s->be.fd) != 0)
 		log_debug("%s backend close: %s", s->id, strerror(errno));

@@ -129,6 +129,22 @@ gate_backends_bind(struct gate_backend_board *b, struct gate_backend_list *l)
 	}
 }
 
+/* Open hand-offs per board slot, summed over the holders. */
+static void
+count_sessions(struct gate_backend_board *b, unsigned *cnt)
+{
+	unsigned n = LD(&b->holders);
+
+	memset(cnt, 0, GATE_BACKENDS_MAX * sizeof(*cnt));
+	if (n > GATE_BACKENDS_HOLDERS)
+		n = GATE_BACKENDS_HOLDERS;
+	for (unsigned h = 0; h < n; h++) {
+		unsigned v = LD(&b->held[h]);
+		if (v > 0 && v <= GATE_BACKENDS_MAX)
+			cnt[v - 1]++;
+	}
+}
+
 size_t
 gate_backends_plan(struct gate_backend_board *b, const struct gate_backend_list *l,
     const struct gate_backend_rule *r, unsigned *order)
@@ -154,15 +170,17 @@ gate_backends_plan(struct gate_backend_board *b, const struct gate_backend_list 
 		order[n++] = (unsigned)best;
 		return n;
 	}
-	if (b != NULL && r->policy == GBP_LEAST_SESSIONS)
+	if (b != NULL && r->policy == GBP_LEAST_SESSIONS) {
+		unsigned cnt[GATE_BACKENDS_MAX];
+		count_sessions(b, cnt);
 		for (size_t j = 1; j < n; j++)	/* stable: ties keep the rotation */
-			for (size_t k = j; k > 0 &&
-			    LD(&b->v[l->v[order[k]].slot].sessions) <
-			    LD(&b->v[l->v[order[k - 1]].slot].sessions); k--) {
+			for (size_t k = j; k > 0 && cnt[l->v[order[k]].slot] <
+			    cnt[l->v[order[k - 1]].slot]; k--) {
 				unsigned t = order[k];
 				order[k] = order[k - 1];
 				order[k - 1] = t;
 			}
+	}
 	return n;
 }
 
@@ -210,8 +228,22 @@ gate_backends_result(struct gate_backend_board *b, const struct gate_backend_add
 }
 
 void
-gate_backends_sessions(struct gate_backend_board *b, unsigned slot, int delta)
+gate_backends_hold(struct gate_backend_board *b, unsigned h, unsigned slot)
 {
-	if (b != NULL && slot < GATE_BACKENDS_MAX)
-		__atomic_add_fetch(&b->v[slot].sessions, delta, __ATOMIC_RELAXED);
+	unsigned n;
+
+	if (b == NULL || h >= GATE_BACKENDS_HOLDERS || slot >= GATE_BACKENDS_MAX)
+		return;
+	ST(&b->held[h], (unsigned char)(slot + 1));
+	n = LD(&b->holders);
+	while (n < h + 1 && !__atomic_compare_exchange_n(&b->holders, &n, h + 1, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;	/* n reloaded by the failed exchange */
+}
+
+void
+gate_backends_release(struct gate_backend_board *b, unsigned h)
+{
+	if (b != NULL && h < GATE_BACKENDS_HOLDERS)
+		ST(&b->held[h], 0);
 }

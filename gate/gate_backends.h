@@ -14,6 +14,7 @@
 #include "net.h"
 
 #define GATE_BACKENDS_MAX	64	/* addresses per list, and slots on the board */
+#define GATE_BACKENDS_HOLDERS	8192	/* processes that may hold a hand-off (>= GATE_MAX_CHILDREN) */
 
 enum gate_backend_policy { GBP_ROUND_ROBIN, GBP_FAILOVER, GBP_LEAST_SESSIONS };
 
@@ -36,12 +37,18 @@ struct gate_backend_state {
 	unsigned	down;		/* 1 while in back-off (state=down logged) */
 	long long	down_until_ms;	/* monotonic; skipped until then */
 	long long	backoff_ms;	/* current back-off, doubled per failed retry */
-	int		sessions;	/* hand-offs open now (least-sessions) */
 };
 
+/* The hand-offs open now (least-sessions) are not a counter but one entry
+ * per holder (the child's scoreboard slot): held[h] = board slot + 1 of
+ * the address child h is handed off to, 0 = none. A child that dies holding
+ * one (kill -9, a crash) cannot leak it: the master releases its entry when
+ * it reaps it. The counts are summed over held[0 .. holders) when needed. */
 struct gate_backend_board {
 	unsigned long	rr;		/* round-robin counter */
+	unsigned	holders;	/* highest holder index used + 1 */
 	struct gate_backend_state v[GATE_BACKENDS_MAX];
+	unsigned char	held[GATE_BACKENDS_HOLDERS];
 };
 
 /* Health rule, from gate.conf (backend_fail_max, backend_backoff, backend_backoff_max). */
@@ -66,7 +73,10 @@ size_t gate_backends_plan(struct gate_backend_board *b, const struct gate_backen
  * `backend=... state=down|up` once per change of state. */
 void gate_backends_result(struct gate_backend_board *b, const struct gate_backend_addr *a,
 	    const struct gate_backend_rule *r, int ok);
-/* A hand-off opened (+1) or closed (-1) on this address. */
-void gate_backends_sessions(struct gate_backend_board *b, unsigned slot, int delta);
+/* Holder h (a child's scoreboard slot; one hand-off at a time) opened a
+ * hand-off on board slot `slot`, or has none open any more (release: the
+ * child itself on close, or the master when it reaps the child). */
+void gate_backends_hold(struct gate_backend_board *b, unsigned h, unsigned slot);
+void gate_backends_release(struct gate_backend_board *b, unsigned h);
 
 #endif

@@ -31,6 +31,8 @@
 #include "notify.h"
 #include "tls.h"
 
+_Static_assert(GATE_MAX_CHILDREN <= GATE_BACKENDS_HOLDERS, "one holder entry per child slot");
+
 volatile sig_atomic_t gate_sig_term;
 static volatile sig_atomic_t sig_hup, sig_chld, sig_usr1;
 static int self_pipe[2] = { -1, -1 };
@@ -320,6 +322,8 @@ reap(struct master *m)
 			}
 		} else if (k->gen == m->rt.generation)
 			m->crashes = 0;
+		/* a hand-off it held (least-sessions count) ends with it */
+		gate_backends_release(m->rt.backends, k->slot);
 		m->slot_used[k->slot] = 0;
 		m->rt.scoreboard[k->slot] = 0;
 		*k = m->kids[--m->nkids];

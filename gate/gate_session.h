@@ -28,8 +28,7 @@ struct gate_backend {
 	struct io	 io;
 	struct smtp_caps caps;
 	char		 addr[300];	/* for logs */
-	unsigned	 slot;		/* on the backend board, while fd >= 0 */
-	int		 counted;	/* in the board's session count */
+	int		 counted;	/* held on the backend board (least-sessions) */
 	/* MAIL held for the first RCPT when the backend pipelines (the two
 	 * go in one write); refused: its reply answers every RCPT */
 	char		 mail_cmd[SMTP_LINE_MAX];

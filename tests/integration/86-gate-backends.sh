@@ -8,7 +8,9 @@
 # Pass-through (LISTEN=A|B) with a dead first target fails over the same way.
 # A backend greeting 421 is skipped the same way (fakebackend --banner).
 # Active checks (backend_check_interval) see a backend go and come back.
-# Ports: gates 25185 25186 25189, pass-through 25188, backends 26186 26187, fake
+# least-sessions: a worker killed (-9) while it holds a hand-off leaks no
+# session count (the next clients still go to both backends).
+# Ports: gates 25185 25186 25187 25189, pass-through 25188, backends 26186 26187, fake
 # 26188 (26189 unused).
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
@@ -129,6 +131,42 @@ for i in 1 2 3 4; do
 done
 tw_check "active check: be2 gets traffic at once" tw_wait_maildir "$M2" $((b2 + 1)) 15
 tw_stop_gate hc
+
+# --- least-sessions: a worker killed holding a hand-off leaks no session -------
+# A client holds a session past MAIL FROM (the hand-off is open); its worker
+# is killed (-9). The master releases what it held: the next clients, one
+# at a time, go to both backends in turn (a leaked count would send every
+# one of them to the other backend).
+tw_gate_conf "$T/ls.conf" listen=127.0.0.1:25187 pid_file="$T/ls.pid" \
+	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_policy=least-sessions
+tw_start_gate "$T/ls.conf" ls >/dev/null || tw_fail "least-sessions gate starts"
+tw_bg hold sh -c "(printf 'EHLO hold.example.org\r\nMAIL FROM:<you@example.org>\r\n'; sleep 20) |
+	nc 127.0.0.1 25187"
+# held: the gate process with an open hand-off ("PID PORT"), waits up to 10 s
+held() {
+	for _ in $(seq 1 50); do
+		ss -Htnp state established '( dport = :26186 or dport = :26187 )' |
+		    sed -n 's/.*:\(2618[67]\) .*tailwart-gate",pid=\([0-9]*\).*/\2 \1/p' | grep . && return 0
+		sleep 0.2
+	done
+	return 1
+}
+h=$(held | head -n 1)
+tw_check "least-sessions: a client holds a hand-off (worker and backend: $h)" test -n "$h"
+kill -KILL "${h%% *}" 2>/dev/null
+tw_check "least-sessions: the master reaped the killed worker" \
+	tw_wait_file_grep "$T/ls.log" "child pid=${h%% *} kind=W exited on signal 9" 10
+tw_bg_stop hold
+b1=$(tw_maildir_count "$M1") b2=$(tw_maildir_count "$M2")
+for i in 1 2 3 4 5 6; do
+	tw_swaks --server 127.0.0.1:25187 --from you@example.org --to user@example.test \
+	    --header "Subject: ls $i" >/dev/null 2>&1
+done
+tw_check "least-sessions: the 6 landed" landed $((b1 + b2 + 6))
+c1=$(( $(tw_maildir_count "$M1") - b1 )) c2=$(( $(tw_maildir_count "$M2") - b2 ))
+tw_check "least-sessions after the kill: both backends get clients ($c1, $c2)" \
+	sh -c "[ $c1 -ge 2 ] && [ $c2 -ge 2 ]"
+tw_stop_gate ls
 
 # --- both stopped: 451 4.4.1, nothing accepted ---------------------------------
 tw_backend_stop be1

@@ -73,11 +73,28 @@ TEST(failover_and_least_sessions)
 		EXPECT_INT(order[0], 0);
 	}
 	r.policy = GBP_LEAST_SESSIONS;
-	gate_backends_sessions(&b, l.v[0].slot, 1);
+	gate_backends_hold(&b, 7, l.v[0].slot);		/* holder 7 on .1 */
 	for (int i = 0; i < 3; i++) {
 		EXPECT_INT(gate_backends_plan(&b, &l, &r, order), 2);
 		EXPECT_INT(order[0], 1);
 	}
+	gate_backends_hold(&b, 3, l.v[1].slot);
+	gate_backends_hold(&b, 5, l.v[1].slot);		/* two on .2: .1 first */
+	EXPECT_INT(b.holders, 8);
+	for (int i = 0; i < 3; i++) {
+		EXPECT_INT(gate_backends_plan(&b, &l, &r, order), 2);
+		EXPECT_INT(order[0], 0);
+	}
+	/* holder 5 reaped (the master releases it), 7 and 3 released: ties */
+	gate_backends_release(&b, 5);
+	gate_backends_release(&b, 7);
+	gate_backends_release(&b, 3);
+	int first0 = 0;
+	for (int i = 0; i < 4; i++) {
+		EXPECT_INT(gate_backends_plan(&b, &l, &r, order), 2);
+		first0 += order[0] == 0;
+	}
+	EXPECT_INT(first0, 2);
 }
 
 TEST(health_backoff)

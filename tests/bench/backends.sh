@@ -1,0 +1,100 @@
+#!/bin/bash
+# bench/backends.sh — `make bench`: the cost of a second backend (issue 13).
+#
+#   (i) smtp-source -> gate (PROXY v2) -> 1 Postfix backend
+#   (j) smtp-source -> gate (PROXY v2) -> 2 Postfix backends, round-robin
+#
+# Both gates run side by side; the two rows are measured in ABBA order
+# (i j, j i, ...) so both see the same load, best of BENCH_ROUNDS each
+# (default 2). Prints both rates, ratio j/i (target >= 0.95) and how the
+# messages of the (j) runs were split over the two backends (from their
+# logs: one smtpd "client=" line per message received).
+# As in run.sh: loopback only, bounded counts (BENCH_MSGS, default 5000;
+# BENCH_SESSIONS, 20; 1 KiB), one connection per message (no -d), so every
+# message is one hand-off and one choice of backend; Postfix discards
+# what it queues (virtual_transport = discard). Ports 29201-29211.
+set -eu
+cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
+D=$(mktemp -d /tmp/tailwart-bebench.XXXXXX)
+chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
+BE1_PORT=29201 BE2_PORT=29202 GI_PORT=29210 GJ_PORT=29211
+
+cleanup() {
+	for f in "$D"/*.pid; do
+		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+	done
+	sh tests/peers/backend.sh stop "$D/be1" >/dev/null 2>&1 || true
+	sh tests/peers/backend.sh stop "$D/be2" >/dev/null 2>&1 || true
+	sleep 1
+	rm -rf "$D"
+}
+trap cleanup EXIT INT TERM
+
+start_backend() { # start_backend DIR PORT: PROXY v2 Postfix that discards
+	sh tests/peers/backend.sh start "$1" "$2" proxy >/dev/null
+	postconf -c "$1/etc" -e 'virtual_transport = discard:' 'default_process_limit = 200' >/dev/null
+	postfix -c "$1/etc" reload >/dev/null 2>&1
+}
+
+# rate PORT -> msg/s for MSGS messages; fails if any message failed
+rate() {
+	t=$(run "$1") || return 1
+	echo "$MSGS $t" | awk '{ printf "%.0f\n", $1 / $2 }'
+}
+
+# received DIR: messages the backend's smtpd took so far, once its log
+# (written by postlogd, a little behind) stops growing
+received() {
+	n=-1
+	for _ in $(seq 1 30); do
+		m=$(grep -c ': client=' "$1/maillog" || true)
+		[ "$m" = "$n" ] && break
+		n=$m
+		sleep 0.3
+	done
+	echo "$n"
+}
+
+echo "tailwart bench (backends): $MSGS messages x ${SIZE} B, $SESS sessions, best of $ROUNDS (ABBA); $(nproc) cores, $(uname -m)"
+
+start_backend "$D/be1" $BE1_PORT
+start_backend "$D/be2" $BE2_PORT
+for p in $BE1_PORT $BE2_PORT; do
+	for _ in $(seq 1 50); do ss -Hltn | grep -q "127.0.0.1:$p " && break; sleep 0.1; done
+done
+gate_conf "$D/gi.conf" $GI_PORT "127.0.0.1:$BE1_PORT" proxy-v2
+gate_conf "$D/gj.conf" $GJ_PORT "127.0.0.1:$BE1_PORT, 127.0.0.1:$BE2_PORT" proxy-v2 \
+	"backend_policy = round-robin"
+start_gate "$D/gi.conf" $GI_PORT "$D/gi.pid"
+start_gate "$D/gj.conf" $GJ_PORT "$D/gj.pid"
+
+# warm-up (not measured)
+MSGS_SAVED=$MSGS; MSGS=200
+rate $GI_PORT >/dev/null; rate $GJ_PORT >/dev/null
+MSGS=$MSGS_SAVED
+
+i=0 j=0 s1=0 s2=0
+jrun() { # one measured (j) run; adds what each backend received to s1/s2
+	a1=$(received "$D/be1") a2=$(received "$D/be2")
+	r=$(rate $GJ_PORT)
+	if [ "$r" -gt "$j" ]; then j=$r; fi
+	s1=$((s1 + $(received "$D/be1") - a1)) s2=$((s2 + $(received "$D/be2") - a2))
+}
+irun() {
+	r=$(rate $GI_PORT)
+	if [ "$r" -gt "$i" ]; then i=$r; fi
+}
+for k in $(seq 1 "$ROUNDS"); do
+	if [ $((k % 2)) -eq 1 ]; then irun; jrun; else jrun; irun; fi
+done
+
+printf '%-52s %8s msg/s\n' "(i) gate -> 1 Postfix backend" "$i"
+printf '%-52s %8s msg/s\n' "(j) gate -> 2 Postfix backends (round-robin)" "$j"
+echo "$i $j" | awk '{ printf "ratio j/i = %.2f (two backends vs one, %s / %s msg/s, target >= 0.95)\n", $2/$1, $2, $1 }'
+echo "(j) split over the backends: $s1 on 127.0.0.1:$BE1_PORT, $s2 on 127.0.0.1:$BE2_PORT" \
+	"(of $((MSGS * ROUNDS)) sent)"
+if [ "$s1" -eq 0 ] || [ "$s2" -eq 0 ]; then
+	echo "backends.sh: one backend received nothing in the (j) runs" >&2
+	exit 1
+fi
