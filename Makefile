@@ -110,6 +110,7 @@ bench: deps
 	@bash tests/bench/milter.sh
 	@bash tests/bench/relay.sh
 	@bash tests/bench/backends.sh
+	@bash tests/bench/syscalls.sh
 
 # The container image and deploy/compose.yaml under podman (root; installs
 # podman & co. itself): see tests/container/container-check.sh.

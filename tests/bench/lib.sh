@@ -6,6 +6,8 @@
 #   gate_conf FILE PORT BACKEND HANDOFF [EXTRA]  a gate.conf (EXTRA: more lines)
 #   start_gate CONF PORT PIDFILE                 start it, wait for the port
 #   run PORT                                     seconds for MSGS messages
+#                                                (smtp-source; SRC_OPTS=-d: one
+#                                                connection per session, not per message)
 
 B=${TW_BUILD:-build}
 MSGS=${BENCH_MSGS:-5000}
@@ -48,7 +50,8 @@ start_gate() { # start_gate CONF PORT PIDFILE
 # run PORT -> prints seconds for MSGS messages; fails if any message failed
 run() {
 	t0=$(date +%s.%N)
-	"$SRC" -c -s "$SESS" -m "$MSGS" -l "$SIZE" -f bench@example.org -t user@example.test \
+	# shellcheck disable=SC2086
+	"$SRC" -c ${SRC_OPTS:-} -s "$SESS" -m "$MSGS" -l "$SIZE" -f bench@example.org -t user@example.test \
 		127.0.0.1:"$1" >"$D/src.out" 2>&1 || { cat "$D/src.out" >&2; return 1; }
 	t1=$(date +%s.%N)
 	# smtp-source -c prints a count; errors show as "smtp-source: ..." lines

@@ -18,7 +18,7 @@ unbound redis-server opendkim opendkim-tools miltertest sasl2-bin
 libsasl2-modules openssl iproute2 procps netcat-openbsd valgrind
 ca-certificates python3 coreutils haproxy libnet-ssleay-perl
 libio-socket-inet6-perl libnet-dns-perl rspamd
-prometheus curl
+prometheus curl strace
 clang
 mmdebstrap slirp4netns lowdown man-db debhelper lintian $*"
 
