@@ -14,6 +14,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh	# gate_conf, start_gate, run; B MSGS SESS SIZE ROUNDS SRC RUNUSER
+SRC_OPTS=${BENCH_SRC_OPTS--d}	# smtp-source -d: messages over SESS long sessions (issue 14's rows)
 D=$(mktemp -d /tmp/tailwart-bench.XXXXXX)
 chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
 SINK_PORT=29025 BE_PORT=29026 BE_PLAIN=29027 GA_PORT=29125 GC_PORT=29126 GM_PORT=29127 TM_PORT=29128
@@ -103,7 +104,7 @@ printf '%-52s %8s msg/s (b again: %s)\n' "(f) gate (handoff none) with metrics -
 printf '%-52s %8s msg/s\n' "(g) pipelining client -> smtp-sink" "$g"
 printf '%-52s %8s msg/s\n' "(h) pipelining client -> gate (none) -> smtp-sink" "$h"
 echo "$g $h" | awk '{ printf "ratio h/g = %.2f (pipelining client, %s / %s msg/s, target >= 0.60)\n", $2/$1, $2, $1 }'
-echo "$a $b $c $d $e" | awk '{ printf "ratio b/a = %.2f (target >= 0.85)\nratio c/d = %.2f (target >= 0.90)\nratio e/b = %.2f (milter, target >= 0.80)\n", $2/$1, $3/$4, $5/$2 }'
+echo "$a $b $c $d $e" | awk '{ printf "ratio b/a = %.2f (target >= 0.50)\nratio c/d = %.2f (target >= 0.95)\nratio e/b = %.2f (milter, target >= 0.80)\n", $2/$1, $3/$4, $5/$2 }'
 echo "$bx $f" | awk '{ printf "ratio f/b = %.2f (metrics on/off, target >= 0.98)\n", $2/$1 }'
 curl -fs "http://127.0.0.1:$GX_METRICS/metrics" | grep '^tailwart_gate_messages_total{result="accepted"}' || true
 
