@@ -4,6 +4,7 @@
  * a small record (callback + arg) freed when c-ares calls back.
  */
 #include <ares.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -123,6 +124,25 @@ policy_dns_close(struct policy_dns *dns)
 	free(dns);
 }
 
+static enum policy_dns_status
+status_of(int status)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		return DNS_OK;
+	case ARES_ENOTFOUND:
+	case ARES_EBADNAME:	/* a name that cannot exist (label > 63, ...) */
+		return DNS_NXDOMAIN;
+	case ARES_ENODATA:
+		return DNS_NODATA;
+	case ARES_EBADRESP:
+	case ARES_EFORMERR:
+		return DNS_BAD;
+	default:
+		return DNS_TEMPFAIL;
+	}
+}
+
 static void
 query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -130,25 +150,9 @@ query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	enum policy_dns_status s;
 
 	(void)timeouts;
-	switch (status) {
-	case ARES_SUCCESS:
-		s = abuf != NULL && alen > 0 ? DNS_OK : DNS_BAD;
-		break;
-	case ARES_ENOTFOUND:
-	case ARES_EBADNAME:	/* a name that cannot exist (label > 63, ...) */
-		s = DNS_NXDOMAIN;
-		break;
-	case ARES_ENODATA:
-		s = DNS_NODATA;
-		break;
-	case ARES_EBADRESP:
-	case ARES_EFORMERR:
+	s = status_of(status);
+	if (s == DNS_OK && (abuf == NULL || alen <= 0))
 		s = DNS_BAD;
-		break;
-	default:
-		s = DNS_TEMPFAIL;
-		break;
-	}
 	q->dns->pending--;
 	q->cb(q->arg, s, s == DNS_OK ? abuf : NULL, s == DNS_OK ? alen : 0);
 	free(q);
@@ -308,6 +312,58 @@ policy_dns_lookup(struct policy_dns *dns, const char *name, int type,
 		return DNS_TEMPFAIL;
 	*len = q.len;
 	return q.status;
+}
+
+struct addr_query {
+	struct policy_dns	*dns;
+	int			 done;
+	enum policy_dns_status	 status;
+	char			(*out)[64];
+	size_t			 max, n;
+};
+
+static void
+addrs_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct addr_query *q = arg;
+
+	(void)timeouts;
+	q->dns->pending--;
+	q->done = 1;
+	q->status = status_of(status);
+	for (struct ares_addrinfo_node *p = ai ? ai->nodes : NULL; p && q->n < q->max;
+	    p = p->ai_next) {
+		const void *a = NULL;
+		if (p->ai_family == AF_INET)
+			a = &((const struct sockaddr_in *)(const void *)p->ai_addr)->sin_addr;
+		else if (p->ai_family == AF_INET6)
+			a = &((const struct sockaddr_in6 *)(const void *)p->ai_addr)->sin6_addr;
+		if (a && inet_ntop(p->ai_family, a, q->out[q->n], 64) != NULL)
+			q->n++;
+	}
+	if (ai != NULL)
+		ares_freeaddrinfo(ai);
+}
+
+enum policy_dns_status
+policy_dns_addrs(struct policy_dns *dns, const char *name, int timeout_ms,
+    char out[][64], size_t max, size_t *n)
+{
+	struct ares_addrinfo_hints hints;
+	struct addr_query q = { dns, 0, DNS_TEMPFAIL, out, max, 0 };
+
+	*n = 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	dns->pending++;
+	ares_getaddrinfo(dns->channel, name, NULL, &hints, addrs_done, &q);
+	if (!q.done)
+		(void)policy_dns_run(dns, timeout_ms);
+	if (!q.done)		/* cannot happen: run cancels what is left */
+		return DNS_TEMPFAIL;
+	*n = q.n;
+	return q.status == DNS_OK && q.n == 0 ? DNS_NODATA : q.status;
 }
 
 /* Validate the (possibly compressed) name at off and return the offset

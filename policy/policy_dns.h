@@ -73,6 +73,13 @@ enum policy_dns_status policy_dns_lookup(struct policy_dns *dns,
 	    const char *name, int type, int timeout_ms, unsigned char *buf,
 	    size_t cap, size_t *len);
 
+/* The addresses (A and AAAA, IPv4 first as the resolver gives them) of
+ * name, /etc/hosts included, synchronously like policy_dns_lookup: up to
+ * max of them in out as text, their count in *n. DNS_OK with *n > 0, or
+ * why not. */
+enum policy_dns_status policy_dns_addrs(struct policy_dns *dns,
+	    const char *name, int timeout_ms, char out[][64], size_t max, size_t *n);
+
 /* Walk the answer section of abuf: fn is called for each RR of `type`
  * (any type if 0) with the RR's TTL and rdata; msg/eom let fn expand
  * compressed names (policy_dns_name). Returns the number of RRs
