@@ -501,10 +501,19 @@ control_open(const char *spool)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(sun.sun_path, 0660) != 0) {
-		(void)close(fd);
-		return -1;
+	/* the mode comes from the umask at bind (0660: the relay user's group
+	 * may send "flush"), never from a chmod of a path in a directory the
+	 * service user can write */
+	{
+		mode_t old = umask(0117);
+		int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+		int e = errno;
+		(void)umask(old);
+		if (rc != 0) {
+			(void)close(fd);
+			errno = e;
+			return -1;
+		}
 	}
 	{
 		/* room for bursts of "new" datagrams; a lost one only delays
