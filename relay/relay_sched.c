@@ -226,49 +226,28 @@ release(struct sched *s, pid_t pid)
 	}
 }
 
-/* Close our end of a worker's pair: it finishes its batch and quits. */
-static void
-retire(struct sched_worker *w)
-{
-	if (w->fd >= 0)
-		(void)close(w->fd);	/* a datagram pair: nothing buffered to lose */
-	w->fd = -1;
-}
-
 static struct sched_worker *
 spawn_worker(struct sched *s)
 {
 	struct sched_worker *w;
-	int sv[2];
-	pid_t pid;
+	int fd;
+	pid_t pid = relay_fork_paired("scheduler", &fd);
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		log_err("scheduler socketpair: %s", strerror(errno));
+	if (pid < 0)
 		return NULL;
-	}
-	pid = fork();
-	if (pid < 0) {
-		log_err("scheduler fork: %s", strerror(errno));
-		(void)close(sv[0]);
-		(void)close(sv[1]);
-		return NULL;
-	}
 	if (pid == 0) {
 		/* only our own pair stays open: a worker sees the end of the
-		 * scheduler's interest in it as EOF on sv[1] */
-		relay_sig_reset();
-		(void)close(sv[0]);
+		 * scheduler's interest in it as EOF on its end */
 		(void)close(s->cfd);
 		for (size_t i = 0; i < s->nworkers; i++)
 			if (s->workers[i].fd >= 0)
 				(void)close(s->workers[i].fd);
-		_exit(relay_worker_run(s->cfg, sv[1]));
+		_exit(relay_worker_run(s->cfg, fd));
 	}
-	(void)close(sv[1]);
 	w = &s->workers[s->nworkers++];
 	memset(w, 0, sizeof(*w));
 	w->pid = pid;
-	w->fd = sv[0];
+	w->fd = fd;
 	w->idle_since = time(NULL);
 	return w;
 }
@@ -343,7 +322,7 @@ dispatch(struct sched *s)
 		    (ssize_t)(b * sizeof(*ids))) {
 			log_warn("scheduler: worker %ld does not take work: %s", (long)w->pid,
 			    strerror(errno));
-			retire(w);
+			relay_pair_close(&w->fd);
 			continue;
 		}
 		if (s->cfg->rate_count)
@@ -374,10 +353,10 @@ worker_read(struct sched *s, struct sched_worker *w)
 		w->idle_since = time(NULL);
 		release(s, w->pid);
 		if (w->given >= s->cfg->batch_size)
-			retire(w);	/* carried its share: a fresh connection next */
+			relay_pair_close(&w->fd);	/* carried its share: a fresh connection next */
 		return;
 	}
-	retire(w);	/* gone: its messages are released when it is reaped */
+	relay_pair_close(&w->fd);	/* gone: its messages are released when it is reaped */
 }
 
 /* Idle connections are kept connection_reuse_time, then closed. */
@@ -390,7 +369,7 @@ expire_idle(struct sched *s)
 		struct sched_worker *w = &s->workers[i];
 		if (w->fd >= 0 && w->inflight == 0 &&
 		    now - w->idle_since >= (time_t)s->cfg->connection_reuse_time)
-			retire(w);
+			relay_pair_close(&w->fd);
 	}
 }
 
@@ -403,7 +382,7 @@ reap(struct sched *s)
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		for (size_t i = 0; i < s->nworkers; i++)
 			if (s->workers[i].pid == pid) {
-				retire(&s->workers[i]);
+				relay_pair_close(&s->workers[i].fd);
 				s->workers[i] = s->workers[--s->nworkers];
 				break;
 			}
@@ -565,7 +544,7 @@ relay_sched_run(const struct relay_config *cfg)
 	/* workers finish their batch, keeping their locks, and quit at the
 	 * end of our ends of their pairs */
 	for (size_t i = 0; i < s.nworkers; i++)
-		retire(&s.workers[i]);
+		relay_pair_close(&s.workers[i].fd);
 	(void)close(s.cfd);
 	free(s.v);
 	free(s.workers);

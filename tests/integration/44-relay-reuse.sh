@@ -7,7 +7,11 @@
 # attempt. (3) A kept connection that the smarthost drops at the next MAIL
 # (closed just as we send): the message is sent again at once over a new
 # connection, attempts=1, never deferred. (4) connection_reuse_time = 0:
-# one connection per batch, as before.
+# one connection per batch, as before. (5) The receiver's session processes
+# serve one connection after another (no fork per connection): two
+# sequential clients are queued by the same process; with max_clients = 1
+# a second concurrent client gets 421 4.3.2, and once the first is gone the
+# next one is served.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # tests/run uses sh
 . "$(dirname "$0")/../lib.sh"
 . "$TW_PEERS/relay_lib.sh"
@@ -84,4 +88,33 @@ send "no reuse second" "noreuse-2"
 n=$(grep -c '^conn' "$T/fake.log")
 [ "$n" -eq 2 ] && tw_ok "reuse off: two connections" || tw_fail "reuse off: two connections" "$n"
 fake_stop
+
+# (5) pooled session processes; max_clients still holds
+pids() { sed -n 's/.*tailwart-relay\[\([0-9]*\)\]: [0-9A-F]\{16\} queued .*/\1/p' "$T/relay.log" | sort -u | wc -l; }
+before=$(pids)
+tw_swaks_expect "pool: first client" 250 --server 127.0.0.1:$RP \
+	--from sender@example.test --to user@example.test --header "Subject: pool-1"
+tw_swaks_expect "pool: second client" 250 --server 127.0.0.1:$RP \
+	--from sender@example.test --to user@example.test --header "Subject: pool-2"
+after=$(pids)
+[ "$after" -le $((before + 1)) ] && tw_ok "pool: one session process for two clients in a row" ||
+	tw_fail "pool: one session process for two clients in a row" "$before -> $after queuing pids"
+rl_stop
+rl_conf "$T/relay.conf" "listen=127.0.0.1:$RP" "smarthost=[127.0.0.1]:$BP" \
+	"tls=none" "tls_ca=" "auth_user=" "auth_password=" "max_clients=1"
+rl_start "$T/relay.conf" || { tw_fail "relay start"; tw_summary; exit 1; }
+python3 - $RP >"$T/hold.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+print(s.recv(512).decode().strip(), flush=True)	# the banner: a session holds it
+time.sleep(4)
+s.close()
+PY
+HOLD=$!
+tw_wait_file_grep "$T/hold.out" '^220 ' 10
+tw_swaks_expect "max_clients=1: a second client gets 421 4.3.2" "421 4\.3\.2" \
+	--server 127.0.0.1:$RP --from sender@example.test --to user@example.test
+wait $HOLD
+tw_swaks_expect "max_clients=1: served again once the first left" 250 --server 127.0.0.1:$RP \
+	--from sender@example.test --to user@example.test --header "Subject: pool-3"
 tw_summary
