@@ -44,6 +44,7 @@ static const struct conf_key relay_schema[] = {
 	{ "max_connections", CT_UINT, "4", OFF(max_connections), NULL, 1, 256 },
 	{ "max_clients", CT_UINT, "50", OFF(max_clients), NULL, 1, 10000 },
 	{ "batch_size", CT_UINT, "100", OFF(batch_size), NULL, 1, 10000 },
+	{ "connection_reuse_time", CT_DURATION, "2s", OFF(connection_reuse_time), NULL, 0, 3600 },
 	{ "rate_limit", CT_STR, CONF_OPTIONAL, OFF(rate_limit_s), NULL, 0, 0 },
 	{ "message_size_limit", CT_SIZE, "100M", OFF(message_size_limit), NULL, 1024, 1ULL << 31 },
 	{ "user", CT_STR, "tailwart", OFF(user), NULL, 0, 0 },

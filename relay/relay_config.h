@@ -55,6 +55,7 @@ struct relay_config {
 	unsigned long long	 max_connections;
 	unsigned long long	 max_clients;
 	unsigned long long	 batch_size;
+	unsigned		 connection_reuse_time;	/* idle worker kept, s */
 	char			*rate_limit_s;
 	size_t			 message_size_limit;
 	char			*user;

@@ -334,6 +334,17 @@ relay_conn_close(struct relay_conn *c)
 	c->open = 0;
 }
 
+void
+relay_conn_abort(struct relay_conn *c)
+{
+	if (!c->open)
+		return;
+	io_free(&c->io);
+	(void)close(c->fd);	/* the peer closed it: nothing to send */
+	c->fd = -1;
+	c->open = 0;
+}
+
 static void
 set_outcome(struct relay_rcpt *r, int outcome, const char *text)
 {
@@ -413,7 +424,7 @@ relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 	size_t idx[RELAY_RCPT_MAX], nidx = 0, naccepted = 0;
 	int accepted[RELAY_RCPT_MAX];
 	unsigned long long size = (unsigned long long)m->body_len + m->dkim_len;
-	int chunking = c->caps.chunking, pipe = c->caps.pipelining, mail_ok;
+	int chunking = c->caps.chunking, pipe = c->caps.pipelining, mail_ok, reused;
 	const char *phase = "MAIL";
 
 	(void)cfg;
@@ -433,12 +444,14 @@ relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 		all_pending(m, RELAY_O_BOUNCED, "552 5.3.4 Message too big for the smarthost");
 		return 0;
 	}
-	if (c->nmsgs > 0) {
+	reused = c->nmsgs > 0;
+	if (c->txn_open) {
 		st = smtp_command(&c->io, &r, "RSET");
 		if (st != SMTP_R_OK || r.code != 250)
 			goto lost_rset;
 	}
 	c->nmsgs++;
+	c->txn_open = 1;
 	snprintf(mailcmd, sizeof(mailcmd), "MAIL FROM:<%s>%s%s", m->from,
 	    m->eightbit && c->caps.eightbit ? " BODY=8BITMIME" : "",
 	    m->utf8 ? " SMTPUTF8" : "");
@@ -544,6 +557,7 @@ relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 	st = smtp_read_reply(&c->io, &r);
 	if (st != SMTP_R_OK)
 		goto lost_st;
+	c->txn_open = 0;	/* the reply to the data ends the transaction */
 	flat_reply(&r, text, sizeof(text));
 	for (size_t k = 0; k < nidx; k++)
 		if (accepted[k])
@@ -551,15 +565,22 @@ relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 			    RELAY_O_SENT : r.code >= 500 ? RELAY_O_BOUNCED : RELAY_O_DEFERRED, text);
 	return 0;
 lost_rset:
+	if (reused)
+		return -2;
 	snprintf(text, sizeof(text), "lost connection with %s after RSET", c->relay);
 	all_pending(m, RELAY_O_DEFERRED, text);
 	return -1;
 lost_st:
+	if (reused && strcmp(phase, "MAIL") == 0 && st != SMTP_R_BAD &&
+	    st != SMTP_R_TIMEOUT)
+		return -2;	/* closed while we were away: nothing was taken */
 	snprintf(text, sizeof(text), "4.4.2 %s with %s in reply to %s",
 	    rstatus_text(st), c->relay, phase);
 	all_pending(m, RELAY_O_DEFERRED, text);
 	return -1;
 lost:
+	if (reused && strcmp(phase, "MAIL") == 0)
+		return -2;
 	snprintf(text, sizeof(text), "4.4.2 write error to %s during %s", c->relay, phase);
 	all_pending(m, RELAY_O_DEFERRED, text);
 	return -1;

@@ -5,13 +5,16 @@
  * lookup for `host:port`, connect, banner, EHLO, TLS per policy
  * (STARTTLS none|may|encrypt|verify, or implicit), EHLO again, AUTH
  * PLAIN or LOGIN. relay_deliver_msg() sends one message on an open
- * connection (RSET first when the connection was used before) and sets
- * each pending recipient's outcome and reply; it returns -1 when the
- * connection can no longer be used. Every failure before the final reply
+ * connection (RSET first when the last transaction on it did not end
+ * with a reply to its data) and sets each pending recipient's outcome and
+ * reply; it returns -1 when the connection can no longer be used, and -2
+ * (no outcome set) when a connection that carried earlier messages turns
+ * out to be closed before anything of this message was sent: the caller
+ * may send it again on a new connection. Every failure before the final reply
  * is a deferral, never a bounce: only a 5xx aimed at a recipient, the
  * sender or the message is permanent.
  * The connection owns its io and fd; relay_conn_close() sends QUIT and
- * releases them.
+ * releases them, relay_conn_abort() only releases them (the peer is gone).
  */
 #ifndef RELAY_DELIVER_H
 #define RELAY_DELIVER_H
@@ -31,6 +34,7 @@ struct relay_conn {
 	struct smtp_caps caps;
 	char		 relay[320];	/* host[ip]:port for logs */
 	unsigned	 nmsgs;
+	int		 txn_open;	/* a transaction may be open: RSET first */
 };
 
 /* TLS client context for the configured policy (NULL for tls = none). */
@@ -40,5 +44,6 @@ int  relay_conn_open(const struct relay_config *cfg, SSL_CTX *ctx,
 int  relay_deliver_msg(const struct relay_config *cfg, struct relay_conn *c,
 	    struct relay_msg *m, int fd);
 void relay_conn_close(struct relay_conn *c);
+void relay_conn_abort(struct relay_conn *c);
 
 #endif

@@ -36,6 +36,7 @@
 #include "relay_metrics.h"
 #include "relay_proc.h"
 #include "relay_queue_cli.h"
+#include "relay_receiver.h"
 #include "relay_sched.h"
 #include "relay_smtpd.h"
 #include "relay_spool.h"
@@ -90,6 +91,7 @@ spawn(struct master *ms, enum child_role role)
 		ms->started[role] = time(NULL);
 		return pid;
 	}
+	log_after_fork();	/* log lines carry this process's pid */
 	if (relay_sig_init() != 0)
 		_exit(1);
 	if (relay_drop_privileges(ms->cfg.user, why, sizeof(why)) != 0) {
@@ -102,7 +104,7 @@ spawn(struct master *ms, enum child_role role)
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != ms->master)
 		_exit(0);
 	if (role == CHILD_RECEIVER)
-		_exit(relay_smtpd_run(&ms->cfg, ms->fds, ms->nfds));
+		_exit(relay_receiver_run(&ms->cfg, ms->fds, ms->nfds));
 	for (size_t i = 0; i < ms->nfds; i++)
 		(void)close(ms->fds[i]);
 	_exit(relay_sched_run(&ms->cfg));

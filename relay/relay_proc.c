@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "log.h"
 #include "relay_proc.h"
 #include "relay_spool.h"
 
@@ -163,4 +164,41 @@ relay_notify(const char *spool_dir, const char *msg)
 		rc = -1;
 	(void)close(fd);	/* datagram socket: nothing buffered to lose */
 	return rc;
+}
+
+pid_t
+relay_fork_paired(const char *who, int *fd)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_err("%s socketpair: %s", who, strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_err("%s fork: %s", who, strerror(errno));
+		(void)close(sv[0]);
+		(void)close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		relay_sig_reset();
+		log_after_fork();
+		(void)close(sv[0]);
+		*fd = sv[1];
+		return 0;
+	}
+	(void)close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+void
+relay_pair_close(int *fd)
+{
+	if (*fd >= 0)
+		(void)close(*fd);	/* a datagram pair: nothing buffered to lose */
+	*fd = -1;
 }

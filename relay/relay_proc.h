@@ -30,6 +30,15 @@ void relay_sig_reset(void);
 int  relay_drop_privileges(const char *user, char *why, size_t whylen);
 int  relay_user_ids(const char *user, uid_t *uid, gid_t *gid);
 
+/* Fork a child joined to us by a SOCK_SEQPACKET pair (a pooled session
+ * process or delivery worker). Parent: the child's pid, *fd = our end.
+ * Child: 0, *fd = its end, signals reset, log pid updated. -1 on failure
+ * (logged with `who`). */
+pid_t relay_fork_paired(const char *who, int *fd);
+/* Close our end of such a pair (if open) and set *fd to -1: the child
+ * sees EOF, finishes what it has and quits. */
+void  relay_pair_close(int *fd);
+
 /* Send "flush" / "flush ID" / "new ID" to the scheduler's control socket
  * (spool_dir/control). Returns 0 if it was sent, -1 if nobody listens. */
 int  relay_notify(const char *spool_dir, const char *msg);

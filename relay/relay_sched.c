@@ -30,6 +30,7 @@
 #include "relay_metrics.h"
 #include "relay_sched.h"
 #include "relay_spool.h"
+#include "relay_worker.h"
 
 #define SCHED_SCAN_SECS		5	/* directory rescan without a wake-up */
 #define SCHED_BUSY_RETRY	2	/* a message owned by someone else */
@@ -40,14 +41,26 @@ struct sched_entry {
 	time_t	next;
 	pid_t	worker;		/* 0 = not in flight */
 	int	seen;		/* found in the last scan */
+	int	renew;		/* "new ID" came while in flight: due at once after */
+};
+
+/* A delivery worker. It counts against max_connections until reaped;
+ * fd = -1 once we closed our end (it is then finishing and quitting). */
+struct sched_worker {
+	pid_t	pid;
+	int	fd;		/* our end of its SOCK_SEQPACKET pair */
+	size_t	inflight;	/* ids of the batch it is delivering; 0 = idle */
+	unsigned long long given;	/* ids handed to it in all */
+	time_t	idle_since;
 };
 
 struct sched {
 	const struct relay_config *cfg;
 	struct sched_entry *v;
 	size_t	n, cap;
-	pid_t	*workers;
+	struct sched_worker *workers;
 	size_t	nworkers;
+	int	cfd;		/* control socket (closed in workers) */
 	double	tokens;
 	struct timespec last_refill;
 };
@@ -69,211 +82,6 @@ relay_sched_backoff(const struct relay_config *cfg, unsigned attempts, unsigned 
 	if (d > cfg->max_backoff)
 		d = cfg->max_backoff;
 	return (unsigned)d;
-}
-
-static unsigned
-rnd32(void)
-{
-	unsigned r = 0;
-
-	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		r = (unsigned)time(NULL) ^ (unsigned)getpid();
-	return r;
-}
-
-/* ---- worker --------------------------------------------------------------- */
-
-static void
-log_attempt(const struct relay_msg *m, const struct relay_rcpt *r, const char *relay,
-    const char *status)
-{
-	char to[300], rep[600];
-	const char *reply = r->reply ? r->reply : "";
-
-	log_info("%s to=\"<%s>\" relay=%s delay=%llds attempts=%u status=%s reply=\"%s\"",
-	    m->id, log_quote(to, sizeof(to), r->addr, strlen(r->addr)),
-	    relay && *relay ? relay : "none",
-	    (long long)(time(NULL) - m->arrival), m->attempts, status,
-	    log_quote(rep, sizeof(rep), reply, strlen(reply)));
-}
-
-/* Apply this attempt's outcomes, decide retry/expiry/bounce, persist. */
-static void
-finish_msg(const struct relay_config *cfg, struct relay_msg *m, int fd,
-    const char *relay)
-{
-	time_t now = time(NULL);
-	size_t pending = 0, bounced = 0;
-	char newid[RELAY_ID_LEN + 1], buf[700];
-
-	m->attempts++;
-	for (size_t i = 0; i < m->nrcpts; i++) {
-		struct relay_rcpt *r = &m->rcpts[i];
-		switch (r->outcome) {
-		case RELAY_O_SENT:
-			r->status = RELAY_R_SENT;
-			relay_metric_rcpt(RMR_DELIVERED, m->arrival);
-			/* NOTIFY=SUCCESS the smarthost was not told about */
-			r->relayed = !m->hop_dsn && (r->notify & RELAY_NOTIFY_SUCCESS);
-			log_attempt(m, r, relay, "sent");
-			break;
-		case RELAY_O_BOUNCED:
-			r->status = RELAY_R_BOUNCED;
-			relay_metric_rcpt(RMR_BOUNCED, m->arrival);
-			log_attempt(m, r, relay, "bounced");
-			break;
-		case RELAY_O_DEFERRED:
-			if (now - m->arrival >= (time_t)cfg->max_queue_lifetime) {
-				snprintf(buf, sizeof(buf), "4.4.7 message expired after %llds in queue; last error: %s",
-				    (long long)(now - m->arrival), r->reply ? r->reply : "none");
-				free(r->reply);
-				r->reply = strdup(buf);
-				r->status = RELAY_R_BOUNCED;
-				relay_metric_rcpt(RMR_EXPIRED, m->arrival);
-				log_attempt(m, r, relay, "bounced");
-			} else {
-				relay_metric_rcpt(RMR_DEFERRED, m->arrival);
-				log_attempt(m, r, relay, "deferred");
-			}
-			break;
-		default:
-			break;
-		}
-		r->outcome = RELAY_O_NONE;
-		if (r->status == RELAY_R_PENDING)
-			pending++;
-		else if (r->status == RELAY_R_BOUNCED)
-			bounced++;
-	}
-	if (relay_bounce_queue(cfg, m, fd, RELAY_DSN_RELAYED, relay, newid) == RELAY_DSN_QUEUED) {
-		char msg[64];
-		log_info("%s sender relayed notification: %s", m->id, newid);
-		snprintf(msg, sizeof(msg), "new %s", newid);
-		(void)relay_notify(cfg->spool_dir, msg);
-	}
-	if (pending == 0) {
-		if (bounced > 0 && !m->notified) {
-			enum relay_dsn_result rc = relay_bounce_queue(cfg, m, fd,
-			    RELAY_DSN_FAILED, relay, newid);
-			if (rc == RELAY_DSN_ERROR) {
-				log_err("%s dsn failed: %s; will retry", m->id, strerror(errno));
-				m->next_attempt = now + cfg->min_backoff;
-				if (relay_state_save(cfg->spool_dir, m) != 0)
-					log_err("%s state save failed: %s", m->id, strerror(errno));
-				return;
-			}
-			if (rc == RELAY_DSN_QUEUED) {
-				char msg[64];
-				log_info("%s sender non-delivery notification: %s", m->id, newid);
-				relay_metric_dsn(RMD_FAILED);
-				snprintf(msg, sizeof(msg), "new %s", newid);
-				(void)relay_notify(cfg->spool_dir, msg);
-			}
-			m->notified = 1;
-		}
-		if (relay_spool_remove(cfg->spool_dir, RELAY_DIR_QUEUE, m->id) != 0)
-			log_err("%s remove failed: %s", m->id, strerror(errno));
-		else
-			log_info("%s removed", m->id);
-		return;
-	}
-	if (cfg->delay_warning > 0 && !m->warned && now - m->arrival >= (time_t)cfg->delay_warning) {
-		enum relay_dsn_result rc = relay_bounce_queue(cfg, m, fd, RELAY_DSN_DELAYED,
-		    relay, newid);
-		if (rc == RELAY_DSN_QUEUED) {
-			char msg[64];
-			log_info("%s sender delay notification: %s", m->id, newid);
-			relay_metric_dsn(RMD_DELAYED);
-			snprintf(msg, sizeof(msg), "new %s", newid);
-			(void)relay_notify(cfg->spool_dir, msg);
-		}
-		if (rc != RELAY_DSN_ERROR)
-			m->warned = 1;
-	}
-	m->next_attempt = now + relay_sched_backoff(cfg, m->attempts, rnd32());
-	if (relay_state_save(cfg->spool_dir, m) != 0)
-		log_err("%s state save failed: %s", m->id, strerror(errno));
-}
-
-int
-relay_sched_deliver_batch(const struct relay_config *cfg, char (*ids)[17], size_t n)
-{
-	struct relay_conn c;
-	char err[512], e2[256];
-	SSL_CTX *ctx = NULL;
-	int conn_failed = 0;
-
-	memset(&c, 0, sizeof(c));
-	c.fd = -1;
-	err[0] = '\0';
-	if (cfg->tls != RELAY_TLS_NONE) {
-		ctx = relay_deliver_ctx(cfg, e2, sizeof(e2));
-		if (ctx == NULL) {
-			snprintf(err, sizeof(err), "4.7.5 TLS setup: %s", e2);
-			conn_failed = 1;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct relay_msg m;
-		const char *why = NULL;
-		int fd;
-		enum relay_lock lk = relay_spool_lock(cfg->spool_dir, RELAY_DIR_QUEUE, ids[i], &fd);
-
-		if (lk != RELAY_LOCK_OK) {
-			if (lk == RELAY_LOCK_ERROR)
-				log_warn("%s cannot open: %s", ids[i], strerror(errno));
-			else
-				log_debug("%s skipped: %s", ids[i],
-				    lk == RELAY_LOCK_BUSY ? "owned by another process" : "gone");
-			continue;
-		}
-		if (relay_spool_read(fd, &m, &why) != 0) {
-			log_err("%s corrupt queue file (%s): moved to corrupt/", ids[i], why);
-			if (relay_spool_corrupt(cfg->spool_dir, RELAY_DIR_QUEUE, ids[i]) != 0)
-				log_err("%s move to corrupt/ failed: %s", ids[i], strerror(errno));
-			(void)close(fd);
-			continue;
-		}
-		if (relay_state_load(cfg->spool_dir, &m) != 0)
-			log_warn("%s state file unreadable; treating all unsent as pending", m.id);
-		int any = 0;
-		for (size_t k = 0; k < m.nrcpts; k++)
-			if (m.rcpts[k].status == RELAY_R_PENDING)
-				any = 1;
-		if (any) {
-			if (!c.open && !conn_failed) {
-				if (relay_conn_open(cfg, ctx, &c, e2, sizeof(e2)) != 0) {
-					snprintf(err, sizeof(err), "4.4.1 %s", e2);
-					conn_failed = 1;
-				}
-			}
-			if (c.open) {
-				if (relay_deliver_msg(cfg, &c, &m, fd) != 0) {
-					relay_metric_smarthost_lost();
-					relay_conn_close(&c);
-					/* one reconnect per batch, then give up on it */
-					if (relay_conn_open(cfg, ctx, &c, e2, sizeof(e2)) != 0) {
-						snprintf(err, sizeof(err), "4.4.1 %s", e2);
-						conn_failed = 1;
-					}
-				}
-			} else {
-				for (size_t k = 0; k < m.nrcpts; k++)
-					if (m.rcpts[k].status == RELAY_R_PENDING) {
-						m.rcpts[k].outcome = RELAY_O_DEFERRED;
-						free(m.rcpts[k].reply);
-						m.rcpts[k].reply = strdup(err);
-					}
-			}
-		}
-		finish_msg(cfg, &m, fd, c.open ? c.relay : (c.relay[0] ? c.relay : "none"));
-		relay_msg_free(&m);
-		(void)close(fd);	/* releases the lock; the file was only read */
-	}
-	relay_conn_close(&c);
-	if (ctx)
-		SSL_CTX_free(ctx);
-	return 0;
 }
 
 /* ---- scheduler ------------------------------------------------------------ */
@@ -383,98 +191,30 @@ cmp_next(const void *a, const void *b)
 	return x->next < y->next ? -1 : x->next > y->next;
 }
 
+/* A worker's batch is over (or the worker is gone): its messages are no
+ * longer in flight; what is still queued gets its next time from disk. */
 static void
-dispatch(struct sched *s)
+release(struct sched *s, pid_t pid)
 {
 	time_t now = time(NULL);
-	struct sched_entry **due;
-	size_t ndue = 0, k = 0;
 
-	if (s->nworkers >= s->cfg->max_connections || s->n == 0)
-		return;
-	due = malloc(s->n * sizeof(*due));
-	if (due == NULL)
-		return;
-	for (size_t i = 0; i < s->n; i++)
-		if (s->v[i].worker == 0 && s->v[i].next <= now)
-			due[ndue++] = &s->v[i];
-	qsort(due, ndue, sizeof(*due), cmp_next);
-	refill(s);
-	while (k < ndue && s->nworkers < s->cfg->max_connections) {
-		size_t free_w = s->cfg->max_connections - s->nworkers;
-		size_t left = ndue - k, b = (left + free_w - 1) / free_w;
-		char (*ids)[17];
-		pid_t pid;
-
-		if (b > s->cfg->batch_size)
-			b = s->cfg->batch_size;
-		if (s->cfg->rate_count) {
-			if (s->tokens < 1.0)
-				break;
-			if ((double)b > s->tokens)
-				b = (size_t)s->tokens;
-			s->tokens -= (double)b;
+	for (size_t i = 0; i < s->n; i++) {
+		struct stat sb;
+		char p[4096];
+		if (s->v[i].worker != pid)
+			continue;
+		s->v[i].worker = 0;
+		if (relay_pathf(p, sizeof(p), "%s/queue/%s", s->cfg->spool_dir,
+		    s->v[i].id) != 0 || stat(p, &sb) != 0) {
+			s->v[i].seen = -1;	/* gone: dropped below */
+			continue;
 		}
-		ids = malloc(b * sizeof(*ids));
-		if (ids == NULL)
-			break;
-		for (size_t j = 0; j < b; j++)
-			memcpy(ids[j], due[k + j]->id, RELAY_ID_LEN + 1);
-		pid = fork();
-		if (pid < 0) {
-			log_err("scheduler fork: %s", strerror(errno));
-			free(ids);
-			break;
-		}
-		if (pid == 0) {
-			int rc;
-			relay_sig_reset();
-			free(due);
-			rc = relay_sched_deliver_batch(s->cfg, ids, b);
-			free(ids);
-			_exit(rc);
-		}
-		free(ids);
-		log_debug("scheduler: worker %ld takes %zu message(s), %zu due, tokens %.2f",
-		    (long)pid, b, ndue - k, s->tokens);
-		for (size_t j = 0; j < b; j++)
-			due[k + j]->worker = pid;
-		k += b;
-		s->workers[s->nworkers++] = pid;
-	}
-	free(due);
-}
-
-static void
-reap(struct sched *s)
-{
-	pid_t pid;
-	int st;
-	time_t now = time(NULL);
-
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (size_t i = 0; i < s->nworkers; i++)
-			if (s->workers[i] == pid) {
-				s->workers[i] = s->workers[--s->nworkers];
-				break;
-			}
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			log_warn("delivery worker %ld ended abnormally (status %d)", (long)pid, st);
-		for (size_t i = 0; i < s->n; i++)
-			if (s->v[i].worker == pid) {
-				struct stat sb;
-				char p[4096];
-				s->v[i].worker = 0;
-				if (relay_pathf(p, sizeof(p), "%s/queue/%s", s->cfg->spool_dir,
-				    s->v[i].id) != 0 || stat(p, &sb) != 0) {
-					s->v[i].seen = -1;	/* gone: dropped below */
-					continue;
-				}
-				s->v[i].next = load_next(s->cfg, s->v[i].id);
-				/* still due: someone else owns it or it was skipped */
-				if (s->v[i].next <= now)
-					s->v[i].next = now + SCHED_BUSY_RETRY;
-			}
+		s->v[i].next = load_next(s->cfg, s->v[i].id);
+		/* still due: someone else owns it (a receiver still syncing it,
+		 * the queue command) or it was skipped */
+		if (s->v[i].next <= now)
+			s->v[i].next = s->v[i].renew ? 0 : now + SCHED_BUSY_RETRY;
+		s->v[i].renew = 0;
 	}
 	/* forget delivered, deleted or held messages now, not at the next
 	 * scan: a stale entry would be due and waste a worker and a token */
@@ -483,6 +223,172 @@ reap(struct sched *s)
 			s->v[i] = s->v[--s->n];
 		else
 			i++;
+	}
+}
+
+static struct sched_worker *
+spawn_worker(struct sched *s)
+{
+	struct sched_worker *w;
+	int fd;
+	pid_t pid = relay_fork_paired("scheduler", &fd);
+
+	if (pid < 0)
+		return NULL;
+	if (pid == 0) {
+		/* only our own pair stays open: a worker sees the end of the
+		 * scheduler's interest in it as EOF on its end */
+		(void)close(s->cfd);
+		for (size_t i = 0; i < s->nworkers; i++)
+			if (s->workers[i].fd >= 0)
+				(void)close(s->workers[i].fd);
+		_exit(relay_worker_run(s->cfg, fd));
+	}
+	w = &s->workers[s->nworkers++];
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	w->fd = fd;
+	w->idle_since = time(NULL);
+	return w;
+}
+
+static struct sched_worker *
+idle_worker(struct sched *s)
+{
+	for (size_t i = 0; i < s->nworkers; i++)
+		if (s->workers[i].fd >= 0 && s->workers[i].inflight == 0)
+			return &s->workers[i];
+	return NULL;
+}
+
+static void
+dispatch(struct sched *s)
+{
+	time_t now = time(NULL);
+	struct sched_entry **due;
+	size_t ndue = 0, k = 0, idle = 0;
+	char (*ids)[RELAY_WORKER_IDLEN];
+
+	if (s->n == 0)
+		return;
+	/* workers first, forked before anything is allocated here */
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].worker == 0 && s->v[i].next <= now)
+			ndue++;
+	for (size_t i = 0; i < s->nworkers; i++)
+		if (s->workers[i].fd >= 0 && s->workers[i].inflight == 0)
+			idle++;
+	refill(s);
+	while (idle < ndue && s->nworkers < s->cfg->max_connections &&
+	    (!s->cfg->rate_count || s->tokens >= 1.0 + (double)idle) &&
+	    spawn_worker(s) != NULL)
+		idle++;
+	if (ndue == 0)
+		return;
+	ndue = 0;
+	due = malloc(s->n * sizeof(*due));
+	ids = malloc(RELAY_WORKER_BATCH_MAX * sizeof(*ids));
+	if (due == NULL || ids == NULL) {
+		free(due);
+		free(ids);
+		return;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].worker == 0 && s->v[i].next <= now)
+			due[ndue++] = &s->v[i];
+	qsort(due, ndue, sizeof(*due), cmp_next);
+	while (k < ndue) {
+		struct sched_worker *w = idle_worker(s);
+		size_t left = ndue - k, b;
+
+		if (w == NULL)
+			break;
+		/* spread what is due over all the connections, busy ones
+		 * included: the next one free takes the next share */
+		b = (left + s->cfg->max_connections - 1) / s->cfg->max_connections;
+		if (b > s->cfg->batch_size - w->given)
+			b = s->cfg->batch_size - w->given;
+		if (b > RELAY_WORKER_BATCH_MAX)
+			b = RELAY_WORKER_BATCH_MAX;
+		if (s->cfg->rate_count) {
+			if (s->tokens < 1.0)
+				break;
+			if ((double)b > s->tokens)
+				b = (size_t)s->tokens;
+		}
+		for (size_t j = 0; j < b; j++)
+			memcpy(ids[j], due[k + j]->id, RELAY_WORKER_IDLEN);
+		if (send(w->fd, ids, b * sizeof(*ids), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+		    (ssize_t)(b * sizeof(*ids))) {
+			log_warn("scheduler: worker %ld does not take work: %s", (long)w->pid,
+			    strerror(errno));
+			relay_pair_close(&w->fd);
+			continue;
+		}
+		if (s->cfg->rate_count)
+			s->tokens -= (double)b;
+		log_debug("scheduler: worker %ld takes %zu message(s), %zu due, tokens %.2f",
+		    (long)w->pid, b, ndue - k, s->tokens);
+		for (size_t j = 0; j < b; j++)
+			due[k + j]->worker = w->pid;
+		w->inflight = b;
+		w->given += b;
+		k += b;
+	}
+	free(ids);
+	free(due);
+}
+
+/* A worker's word: one byte per finished batch; EOF when it is gone. */
+static void
+worker_read(struct sched *s, struct sched_worker *w)
+{
+	char c;
+	ssize_t n = recv(w->fd, &c, 1, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == 1) {
+		w->inflight = 0;
+		w->idle_since = time(NULL);
+		release(s, w->pid);
+		if (w->given >= s->cfg->batch_size)
+			relay_pair_close(&w->fd);	/* carried its share: a fresh connection next */
+		return;
+	}
+	relay_pair_close(&w->fd);	/* gone: its messages are released when it is reaped */
+}
+
+/* Idle connections are kept connection_reuse_time, then closed. */
+static void
+expire_idle(struct sched *s)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < s->nworkers; i++) {
+		struct sched_worker *w = &s->workers[i];
+		if (w->fd >= 0 && w->inflight == 0 &&
+		    now - w->idle_since >= (time_t)s->cfg->connection_reuse_time)
+			relay_pair_close(&w->fd);
+	}
+}
+
+static void
+reap(struct sched *s)
+{
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (size_t i = 0; i < s->nworkers; i++)
+			if (s->workers[i].pid == pid) {
+				relay_pair_close(&s->workers[i].fd);
+				s->workers[i] = s->workers[--s->nworkers];
+				break;
+			}
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			log_warn("delivery worker %ld ended abnormally (status %d)", (long)pid, st);
+		release(s, pid);
 	}
 }
 
@@ -501,10 +407,19 @@ control_open(const char *spool)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(sun.sun_path, 0660) != 0) {
-		(void)close(fd);
-		return -1;
+	/* the mode comes from the umask at bind (0660: the relay user's group
+	 * may send "flush"), never from a chmod of a path in a directory the
+	 * service user can write */
+	{
+		mode_t old = umask(0117);
+		int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+		int e = errno;
+		(void)umask(old);
+		if (rc != 0) {
+			(void)close(fd);
+			errno = e;
+			return -1;
+		}
 	}
 	{
 		/* room for bursts of "new" datagrams; a lost one only delays
@@ -531,6 +446,8 @@ control_read(struct sched *s, int fd, int *rescan)
 			struct sched_entry *e = add(s, buf + 4);
 			if (e && e->worker == 0)
 				e->next = 0;
+			else if (e)
+				e->renew = 1;
 		} else if (strcmp(buf, "flush") == 0) {
 			*rescan = 1;
 			for (size_t k = 0; k < s->n; k++)
@@ -554,27 +471,33 @@ int
 relay_sched_run(const struct relay_config *cfg)
 {
 	struct sched s;
-	int cfd;
+	struct pollfd *pfd;
 	time_t last_scan = 0, last_wake = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
-	s.workers = calloc(cfg->max_connections, sizeof(pid_t));
-	if (s.workers == NULL)
+	s.workers = calloc(cfg->max_connections, sizeof(*s.workers));
+	pfd = calloc(cfg->max_connections + 2, sizeof(*pfd));
+	if (s.workers == NULL || pfd == NULL) {
+		free(s.workers);
+		free(pfd);
 		return 1;
+	}
 	(void)clock_gettime(CLOCK_MONOTONIC, &s.last_refill);
 	s.tokens = cfg->rate_count < SCHED_BURST_MAX ? (double)cfg->rate_count : SCHED_BURST_MAX;
-	cfd = control_open(cfg->spool_dir);
-	if (cfd < 0) {
+	s.cfd = control_open(cfg->spool_dir);
+	if (s.cfd < 0) {
 		log_err("scheduler: control socket in %s: %s", cfg->spool_dir, strerror(errno));
 		free(s.workers);
+		free(pfd);
 		return 1;
 	}
 	log_info("scheduler started smarthosts=%zu max_connections=%llu",
 	    cfg->nsmarthosts, cfg->max_connections);
 	for (;;) {
-		struct pollfd pfd[2];
 		int rescan = 0, timeout = 1000;
+		size_t np = 2, nw;
+		pid_t polled[256];
 		time_t now = time(NULL);
 
 		if (now - last_scan >= (now - last_wake < SCHED_SCAN_SECS ? 1 : SCHED_SCAN_SECS)) {
@@ -582,17 +505,32 @@ relay_sched_run(const struct relay_config *cfg)
 			last_scan = now;
 		}
 		dispatch(&s);
+		expire_idle(&s);
 		if (cfg->rate_count && s.tokens < 1.0)
 			timeout = 200;
-		pfd[0].fd = cfd;
-		pfd[0].events = POLLIN;
+		pfd[0].fd = s.cfd;
 		pfd[1].fd = relay_sig_fd();
-		pfd[1].events = POLLIN;
-		pfd[0].revents = pfd[1].revents = 0;
-		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
+		for (size_t i = 0; i < s.nworkers; i++)
+			if (s.workers[i].fd >= 0) {
+				polled[np - 2] = s.workers[i].pid;
+				pfd[np++].fd = s.workers[i].fd;
+			}
+		nw = np - 2;
+		for (size_t i = 0; i < np; i++) {
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		if (poll(pfd, np, timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents & POLLIN)
-			control_read(&s, cfd, &rescan);
+			control_read(&s, s.cfd, &rescan);
+		for (size_t i = 0; i < nw; i++) {
+			if (pfd[i + 2].revents == 0)
+				continue;
+			for (size_t j = 0; j < s.nworkers; j++)
+				if (s.workers[j].pid == polled[i] && s.workers[j].fd >= 0)
+					worker_read(&s, &s.workers[j]);
+		}
 		if (rescan == 1)
 			last_scan = 0;
 		else if (rescan == 2)
@@ -603,10 +541,14 @@ relay_sched_run(const struct relay_config *cfg)
 			break;
 		(void)relay_sig_take(RELAY_SIG_HUP);
 	}
-	/* workers keep their locks and finish on their own */
-	(void)close(cfd);
+	/* workers finish their batch, keeping their locks, and quit at the
+	 * end of our ends of their pairs */
+	for (size_t i = 0; i < s.nworkers; i++)
+		relay_pair_close(&s.workers[i].fd);
+	(void)close(s.cfd);
 	free(s.v);
 	free(s.workers);
+	free(pfd);
 	log_info("scheduler stopped");
 	return 0;
 }

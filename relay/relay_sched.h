@@ -4,8 +4,10 @@
  * relay_sched_run() (unprivileged) owns the control socket spool_dir/control,
  * keeps an in-memory table of queued ids with their next-attempt times
  * (read from the state files; the disk is the truth, the table a cache),
- * and forks up to max_connections delivery workers, each with a batch of
- * due ids that it delivers over one smarthost connection. It paces
+ * and keeps up to max_connections delivery workers (relay_worker.c), each
+ * with its smarthost connection: it hands an idle worker the next due ids
+ * over the worker's socket pair, and closes that pair (the worker quits)
+ * after connection_reuse_time idle or batch_size messages. It paces
  * dispatch by rate_limit. Control datagrams: "new ID", "flush", "flush ID".
  *
  * A worker locks each queue file before touching it (relay_spool_lock),
@@ -23,7 +25,5 @@ int relay_sched_run(const struct relay_config *cfg);
 /* Jittered exponential back-off after `attempts` failed attempts. */
 unsigned relay_sched_backoff(const struct relay_config *cfg, unsigned attempts,
 	    unsigned rnd);
-/* Deliver a batch of ids (a worker's body; also usable for tests). */
-int relay_sched_deliver_batch(const struct relay_config *cfg, char (*ids)[17], size_t n);
 
 #endif

@@ -1,13 +1,10 @@
 /*
  * relay_smtpd — the relay's SMTP receiver.
  *
- * relay_smtpd_run() is the receiver process (already unprivileged): it
- * accepts on the listeners it was given, refuses when max_clients sessions
- * are running, and forks one child per session. A session child runs
- * relay_smtpd_session(): client_networks check, then the SMTP state
+ * A session process of the receiver (relay_receiver.c) runs
+ * relay_smtpd_serve() per connection: client_networks check, then the SMTP state
  * machine (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING, ENHANCEDSTATUSCODES),
  * strict CRLF lines, and the spool commit before every 250.
- * Returns when told to stop (TERM): running sessions finish on their own.
  */
 #ifndef RELAY_SMTPD_H
 #define RELAY_SMTPD_H
@@ -15,7 +12,6 @@
 #include <stddef.h>
 #include "relay_config.h"
 
-int relay_smtpd_run(const struct relay_config *cfg, const int *fds, size_t nfds);
 /* One session on a connected socket (closes it). Exit status for the child. */
 int relay_smtpd_session(const struct relay_config *cfg, int fd);
 /* The same, for a client that failed AUTH auth_prior times lately (the

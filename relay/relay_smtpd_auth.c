@@ -6,7 +6,7 @@
  * attempts are answered late (1 s, 2 s, ... up to 5 s, growing with the
  * session's failures), RELAY_AUTH_SESSION_MAX of them end the session
  * with 421 4.7.0, and the receiver counts failures per client address over
- * all its sessions (relay_auth_*: each session child exits with its count)
+ * all its sessions (relay_auth_*: each session reports its count)
  * so that a client with RELAY_AUTH_CLIENT_MAX failures in the last
  * RELAY_AUTH_WINDOW seconds is turned away with 421 4.7.0 at once.
  */

@@ -73,7 +73,8 @@ void relay_smtpd_auth(struct smtpd *s, const char *args);
 int  relay_smtpd_auth_blocked(const struct smtpd *s);
 
 /* The receiver's per-client count of failed AUTH (over sessions): each
- * session child exits with its number of failures. */
+ * session reports its number of failures to the receiver when it ends
+ * (relay_receiver.c passes it on as a wait status with that exit code). */
 struct relay_auth_client {
 	char	 addr[64];
 	unsigned fails;
@@ -93,7 +94,7 @@ int  relay_auth_table_init(struct relay_auth_table *t, size_t kids);
 void relay_auth_table_free(struct relay_auth_table *t);
 /* Failures of addr in the current window. */
 unsigned relay_auth_prior(struct relay_auth_table *t, const char *addr, time_t now);
-/* A session child started for addr / ended with wait status st. */
+/* A session started in process pid for addr / ended with wait status st. */
 void relay_auth_started(struct relay_auth_table *t, pid_t pid, const char *addr);
 void relay_auth_ended(struct relay_auth_table *t, pid_t pid, int st, time_t now);
 

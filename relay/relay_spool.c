@@ -3,8 +3,9 @@
  *
  * See relay_spool.h for the layout and the file formats. The rule that
  * makes "250 means durable" true: relay_spool_commit() writes the trailer
- * with its end record, fsyncs the file, closes it, renames it from
- * incoming/ to queue/ and fsyncs queue/; only when all of these returned 0
+ * with its end record, locks the file, renames it from incoming/ to
+ * queue/, fsyncs it and fsyncs queue/ (one journal commit for both on
+ * ext4), then closes it (unlocking it); only when all of these returned 0
  * does the receiver answer 250. State files are replaced by rename, so a
  * reader sees the old or the new state, never half of one.
  */
@@ -437,26 +438,33 @@ relay_spool_commit(const char *dir, struct relay_spool_writer *w,
 	w_printf(w, "end %016llx\n", (unsigned long long)t);
 	if (relay_spool_flush(w) != 0)
 		goto fail;
-	if (fsync(w->fd) != 0)
+	if (relay_pathf(qdir, sizeof(qdir), "%s/queue", dir) != 0 ||
+	    relay_pathf(qpath, sizeof(qpath), "%s/%s", qdir, w->id) != 0)
 		goto fail;
-	if (close(w->fd) != 0) {
-		w->fd = -1;
+	/* Complete (end record written), so renamed before its fsync: the
+	 * fsync of the file then commits the data and the new entry in one
+	 * journal transaction, and the fsync of queue/ after it finds its
+	 * change already committed; fsync, rename, fsync(dir) waits for two
+	 * commits in a row. Until both fsyncs returned, the file is locked:
+	 * a delivery worker that finds it by a directory scan skips it
+	 * (relay_spool_lock says busy), so nothing leaves before it is on disk. */
+	if (flock(w->fd, LOCK_EX | LOCK_NB) != 0)
 		goto fail;
-	}
-	w->fd = -1;
-	if (relay_pathf(qdir, sizeof(qdir), "%s/queue", dir) != 0)
-		return -1;
-	if (relay_pathf(qpath, sizeof(qpath), "%s/%s", qdir, w->id) != 0)
-		return -1;
 	if (rename(w->path, qpath) != 0)
 		goto fail;
-	if (relay_fsync_dir(qdir) != 0) {
-		/* the file is in queue/ but maybe not durably: do not promise it */
+	w->path[0] = '\0';
+	if (fsync(w->fd) != 0 || relay_fsync_dir(qdir) != 0) {
+		/* in queue/ but maybe not durably: do not promise it (still
+		 * locked: nobody delivered it) */
 		int e = errno;
 		(void)unlink(qpath);
+		(void)close(w->fd);	/* removed: nothing to keep */
+		w->fd = -1;
 		errno = e;
 		return -1;
 	}
+	(void)close(w->fd);	/* releases the lock; the data is synced */
+	w->fd = -1;
 	return 0;
 fail:
 	{

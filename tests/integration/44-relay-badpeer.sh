@@ -13,22 +13,8 @@ rl_need_relay
 T=$(tw_tmpdir)
 RP=27500
 BP=27501
-BAD="$TW_PEERS/relay_badsmarthost.py"
-FAKE=""
-fake_start() { # fake_start MODE
-	: >"$T/fake.log"
-	python3 "$BAD" "$1" $BP "$T/fake.log" 60 &
-	FAKE=$!
-	tw_cleanup_add "kill $FAKE 2>/dev/null"
-	tw_wait_port 127.0.0.1 $BP 10
-}
-fake_stop() {
-	[ -n "$FAKE" ] && kill "$FAKE" 2>/dev/null
-	[ -n "$FAKE" ] && wait "$FAKE" 2>/dev/null
-	FAKE=""
-	i=0
-	while tw_listening 127.0.0.1 $BP && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
-}
+fake_start() { rl_fake_start "$1" $BP; }
+fake_stop() { rl_fake_stop $BP; }
 qid() { sed -n 's/.*queued as \([0-9A-F]\{16\}\).*/\1/p' "$TW_TMP/swaks.out" | tail -n 1; }
 
 rl_conf "$T/relay.conf" "listen=127.0.0.1:$RP" "smarthost=[127.0.0.1]:$BP" \

@@ -25,6 +25,11 @@ rl_conf "$T/relay.conf" "listen=127.0.0.1:$RP" "smarthost=[localhost]:$SH" \
 	"spool_dir=$T/spool" "min_backoff=1h" "max_backoff=1h" "tls=none" \
 	"tls_ca=" "auth_user=" "auth_password="
 rl_start "$T/relay.conf" || { tw_fail "relay start"; tw_summary; exit 1; }
+# the control socket's mode is set at bind (umask), not by a chmod of its path
+tw_wait_file_grep "$T/relay.log" 'scheduler started' 10
+m=$(stat -c %A "$T/spool/control" 2>/dev/null)
+if [ "$m" = "srw-rw----" ]; then tw_ok "control socket mode 0660"
+else tw_fail "control socket mode 0660" "got '$m'"; fi
 
 # ---- (1) smuggling --------------------------------------------------------
 smuggle() {	# NAME ENDING (smtpchat escapes)

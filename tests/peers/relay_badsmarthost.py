@@ -16,6 +16,10 @@ Modes:
     reject    behave, but answer 554 to the end of data
     login     like split, but offers only AUTH LOGIN (no TLS) and requires
               it before MAIL: user relay@example.test, password s3cret#pw
+    idleclose behave; 1 s after a message without a next command, send
+              "421 4.4.2 idle timeout" and close ("idle-close" in LOG)
+    dropmail  behave; close at the second MAIL of a connection, without a
+              reply ("drop-at-mail" in LOG)
 LOG gets one line per event. Exits after LIFETIME seconds (default 60).
 """
 import base64
@@ -75,6 +79,7 @@ def session(c):
             return
         send(c, b"220 bad.example.test ESMTP\r\n")
         it = lines(c, buf)
+        nmail = 0
         for line in it:
             cmd = line.decode("latin-1").strip()
             verb = cmd.split(" ")[0].upper()
@@ -104,7 +109,11 @@ def session(c):
                     send(c, b"535 5.7.8 Authentication failed\r\n")
             elif verb == "MAIL" and not authed[0]:
                 send(c, b"530 5.7.0 Authentication required\r\n")
+            elif verb == "MAIL" and mode == "dropmail" and nmail == 1:
+                log("drop-at-mail")
+                return
             elif verb in ("MAIL", "RSET", "NOOP"):
+                nmail += verb == "MAIL"
                 send(c, b"250-2.1.0 first line\r\n250 2.1.0 Ok\r\n")
             elif verb == "RCPT":
                 send(c, b"250 2.1.5 Ok\r\n")
@@ -116,9 +125,13 @@ def session(c):
                         break
                     data += l
                 finish(c, data)
+                if idle_close(c, buf):
+                    return
             elif verb == "BDAT":
                 n = int(cmd.split(" ")[1])
                 finish(c, readn(c, buf, n))
+                if idle_close(c, buf):
+                    return
             elif verb == "QUIT":
                 send(c, b"221 2.0.0 Bye\r\n")
                 return
@@ -129,6 +142,25 @@ def session(c):
     finally:
         log("closed")
         c.close()
+
+
+def idle_close(c, buf):
+    """idleclose mode: True (and 421 sent) when no command came within 1 s."""
+    if mode != "idleclose" or b"\n" in buf[0]:
+        return False
+    c.settimeout(1.0)
+    try:
+        d = c.recv(65536)
+    except socket.timeout:
+        log("idle-close")
+        send(c, b"421 4.4.2 idle timeout, closing\r\n")
+        return True
+    finally:
+        c.settimeout(lifetime)
+    if not d:
+        raise EOFError
+    buf[0] += d
+    return False
 
 
 def finish(c, data):

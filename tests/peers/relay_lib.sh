@@ -12,6 +12,8 @@
 #                                     receiver, sessions, scheduler, workers)
 #   rl_q CONF ARGS...                 tailwart-relay -c CONF queue ARGS...
 #   rl_log_wait NAME ERE SECS         wait for a log line
+#   rl_fake_start MODE PORT, rl_fake_stop PORT   relay_badsmarthost.py (fake.log)
+#   rl_qid                            queue id of the last swaks transcript
 # SMARTHOST_PASSWORD is exported from the smarthost's DIR/password.
 
 TW_RELAY="$TW_BUILD/tailwart-relay"
@@ -151,3 +153,27 @@ rl_q() {
 rl_log_wait() {
 	tw_wait_file_grep "$TW_TMP/$1.log" "$2" "$3"
 }
+
+# rl_fake_start MODE PORT: tests/peers/relay_badsmarthost.py in MODE on PORT,
+# log in $TW_TMP/fake.log (emptied first); rl_fake_stop PORT.
+rl_fake_start() {
+	: >"$TW_TMP/fake.log"
+	python3 "$TW_PEERS/relay_badsmarthost.py" "$1" "$2" "$TW_TMP/fake.log" 60 &
+	RL_FAKE=$!
+	tw_cleanup_add "kill $RL_FAKE 2>/dev/null"
+	tw_wait_port 127.0.0.1 "$2" 10
+}
+
+rl_fake_stop() {
+	[ -n "${RL_FAKE:-}" ] && kill "$RL_FAKE" 2>/dev/null
+	[ -n "${RL_FAKE:-}" ] && wait "$RL_FAKE" 2>/dev/null
+	RL_FAKE=""
+	rl__i=0
+	while tw_listening 127.0.0.1 "$1" && [ $rl__i -lt 50 ]; do
+		rl__i=$((rl__i + 1))
+		sleep 0.1
+	done
+}
+
+# rl_qid: the queue id in the last swaks transcript.
+rl_qid() { sed -n 's/.*queued as \([0-9A-F]\{16\}\).*/\1/p' "$TW_TMP/swaks.out" | tail -n 1; }

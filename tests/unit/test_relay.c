@@ -15,6 +15,7 @@
 #include "../../relay/relay_dns.c"
 #include "../../relay/relay_deliver.c"
 #include "../../relay/relay_sched.c"
+#include "../../relay/relay_worker.c"
 
 #include <ftw.h>
 #include <sys/wait.h>
