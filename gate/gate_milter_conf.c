@@ -1,8 +1,8 @@
 /*
  * gate_milter_conf — the gate.conf keys of the milter client: `milters`,
  * milter_default_action and the timeouts, with per-milter indexed
- * overrides (see gate_milter.h). Split from gate_milter.c; the protocol
- * lives there, the message and the spool in gate_milter_msg.c.
+ * overrides (see gate_milter.h). The protocol lives in gate_milter.c,
+ * _wire.c, _stage.c and _mods.c, the message and the spool in _msg.c.
  */
 #include <errno.h>
 #include <fcntl.h>

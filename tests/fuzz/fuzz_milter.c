@@ -1,7 +1,7 @@
 /*
  * fuzz_milter — libFuzzer target for the gate's milter client
- * (gate/gate_milter.c, gate_milter_msg.c): the input is everything one
- * milter answers during a whole session — option negotiation, the replies
+ * (gate/gate_milter*.c): the input is everything one milter answers
+ * during a whole session — option negotiation, the replies
  * to connect, HELO, MAIL, two RCPTs, DATA, the headers, end of headers,
  * body and end of message with its modifications (add/insert/change/delete
  * header, replace body, change sender, add/delete recipient, quarantine),
@@ -10,10 +10,12 @@
  * transaction, session_free). Also the `y` reply and header validators on
  * the raw bytes.
  *
- * No milter process and no system call per packet: in gate_milter.c only
- * (macros in this file), connect() on its AF_UNIX socket succeeds at once,
- * and poll/recv/send on that socket read the input and discard what the
- * client writes; tmpfile() (a replaced body) is an fmemopen() buffer.
+ * No milter process and no system call per packet: in the protocol files
+ * included below only (gate_milter.c, _wire.c with the socket calls,
+ * _stage.c, _mods.c with tmpfile(); macros in this file; _msg.c and
+ * _conf.c come from the archive untouched), connect() on its AF_UNIX
+ * socket succeeds at once, and poll/recv/send on that socket read the
+ * input and discard what the client writes; tmpfile() (a replaced body) is an fmemopen() buffer.
  * Contract checked: no crash, leak or hang; every reply for a refusal is a
  * NUL-terminated 4xx/5xx line without CR or LF; the message written after
  * the modifications has CRLF line ends only (no bare CR or LF), and the
@@ -82,6 +84,9 @@ fuzz_m_tmpfile(void)
 #define send fuzz_m_send
 #define tmpfile fuzz_m_tmpfile
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_wire.c"
+#include "../../gate/gate_milter_stage.c"
+#include "../../gate/gate_milter_mods.c"
 #undef tmpfile
 #undef send
 #undef recv

@@ -1,6 +1,6 @@
 /*
  * test_milter_proto — unit tests for the gate's milter client
- * (gate/gate_milter.c, included to reach its static functions): packet
+ * (gate/gate_milter*.c, included to reach their static functions): packet
  * framing over a socketpair, field extraction, validation of what a milter
  * sends (header names and values, `y` replies), endpoint and config
  * parsing, the message parser/writer and body-replacement normalisation.
@@ -8,6 +8,9 @@
  */
 #include "unit.h"
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_wire.c"
+#include "../../gate/gate_milter_stage.c"
+#include "../../gate/gate_milter_mods.c"
 #include "../../gate/gate_milter_conf.c"
 #include "../../gate/gate_milter_msg.c"
 
