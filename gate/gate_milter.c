@@ -83,7 +83,7 @@ gate_milter_session_new(const struct gate_milter_set *set, const char *log_id,
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		s->m[i].conf = &set->v[i];
-		s->m[i].fd = -1;
+		s->m[i].c.fd = -1;
 		s->m[i].state = GS_CLOSED;
 	}
 	return s;
@@ -101,20 +101,37 @@ gate_milter_discarding(const struct gate_milter_session *s)
 	return s && s->discard;
 }
 
+static void
+gm_conn_close(struct gm_conn *c, const char *spec)
+{
+	if (c->fd >= 0) {
+		if (close(c->fd) != 0)
+			log_debug("milter=%s close: %s", spec, strerror(errno));
+		c->fd = -1;
+	}
+	free(c->rbuf);
+	c->rbuf = NULL;
+	for (int i = 0; i < M_NSTAGES; i++) {
+		free(c->macros[i]);
+		c->macros[i] = NULL;
+	}
+}
+
 void
 gm_close(struct gm_milter *m)
 {
-	if (m->fd >= 0) {
-		if (close(m->fd) != 0)
-			log_debug("milter=%s close: %s", m->conf->spec, strerror(errno));
-		m->fd = -1;
-	}
-	free(m->rbuf);
-	m->rbuf = NULL;
-	for (int i = 0; i < M_NSTAGES; i++) {
-		free(m->macros[i]);
-		m->macros[i] = NULL;
-	}
+	gm_conn_close(&m->c, m->conf->spec);
+	m->reusable = m->reused = 0;
+}
+
+/* A packet without data (ABORT, QUIT, QUIT_NC) on c. 0 / -1. */
+static int
+gm_conn_send(struct gm_conn *c, char cmd, unsigned timeout_s)
+{
+	unsigned char p[5] = { 0, 0, 0, 1, (unsigned char)cmd };
+
+	return gm_write_all(c->fd, p, sizeof p,
+	    gm_now_ms() + (long long)timeout_s * 1000) == GM_IO_OK ? 0 : -1;
 }
 
 /* Send one packet without waiting for a reply (ABORT, QUIT). */
@@ -122,13 +139,103 @@ int
 gm_send_simple(struct gate_milter_session *s, struct gm_milter *m, char cmd,
     unsigned timeout_s)
 {
-	gm_buf_reset(&s->out);
-	if (gm_buf_packet(&s->out, cmd, NULL, 0) != 0)
+	(void)s;
+	m->reusable = 0;
+	return gm_conn_send(&m->c, cmd, timeout_s);
+}
+
+/* ---- the pool of idle connections ------------------------------------ */
+
+struct gate_milter_pool *
+gm_pool_new(size_t n)
+{
+	struct gate_milter_pool *p = calloc(1, sizeof *p);
+
+	if (p == NULL)
+		return NULL;
+	p->n = n;
+	if ((p->nidle = calloc(n ? n : 1, sizeof *p->nidle)) == NULL ||
+	    (p->idle = calloc((n ? n : 1) * GM_POOL_MAX, sizeof *p->idle)) == NULL) {
+		gm_pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* After QUIT_NC a milter waits for CONNECT (libmilter ignores a QUIT
+ * then): closing is the end of a parked connection. */
+static void
+gm_pool_close_all(struct gate_milter_pool *p)
+{
+	for (size_t i = 0; p && i < p->n; i++)
+		while (p->nidle[i] > 0)
+			gm_conn_close(&p->idle[i * GM_POOL_MAX + --p->nidle[i]], "pool");
+}
+
+void
+gm_pool_free(struct gate_milter_pool *p)
+{
+	if (p == NULL)
+		return;
+	gm_pool_close_all(p);
+	free(p->nidle);
+	free(p->idle);
+	free(p);
+}
+
+/*
+ * Park milter i's connection in the pool with QUIT_NC when it may be
+ * reused (see gate_milter.h). 0: parked (m no longer owns it); -1: not.
+ */
+static int
+gm_pool_put(struct gate_milter_session *s, size_t i, struct gm_milter *m)
+{
+	struct gate_milter_pool *p = s->set ? s->set->pool : NULL;
+	struct gm_conn *slot;
+
+	if (p == NULL || i >= p->n || p->nidle[i] >= GM_POOL_MAX || !m->reusable ||
+	    m->c.version < 6 || m->state != GS_ENVELOPE)
 		return -1;
-	if (gm_write_all(m->fd, s->out.p, s->out.len,
-	    gm_now_ms() + (long long)timeout_s * 1000) != GM_IO_OK)
+	if (gm_conn_send(&m->c, 'K', 1) != 0)
 		return -1;
+	slot = &p->idle[i * GM_POOL_MAX + p->nidle[i]++];
+	*slot = m->c;
+	slot->since = gm_now_ms();
+	memset(&m->c, 0, sizeof m->c);
+	m->c.fd = -1;
 	return 0;
+}
+
+/*
+ * Take a parked connection for milter i into m: the newest one that is
+ * neither readable (closed, or bytes nobody asked for) nor too old; the
+ * others met on the way are closed. 0: taken; -1: none.
+ */
+int
+gm_pool_take(struct gate_milter_session *s, size_t i, struct gm_milter *m)
+{
+	struct gate_milter_pool *p = s->set ? s->set->pool : NULL;
+	long long now = gm_now_ms();
+
+	while (p != NULL && i < p->n && p->nidle[i] > 0) {
+		struct gm_conn *c = &p->idle[i * GM_POOL_MAX + --p->nidle[i]];
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+		if (now - c->since > GM_POOL_IDLE_MS || poll(&pfd, 1, 0) != 0) {
+			log_debug("%s milter=%s idle connection dropped (%s)", s->id,
+			    m->conf->spec, now - c->since > GM_POOL_IDLE_MS ?
+			    "idle too long" : "closed or readable");
+			gm_conn_close(c, m->conf->spec);
+			continue;
+		}
+		m->c = *c;
+		memset(c, 0, sizeof *c);
+		c->fd = -1;
+		m->reused = 1;
+		m->reusable = 0;
+		return 0;
+	}
+	return -1;
 }
 
 void
@@ -139,7 +246,7 @@ gate_milter_session_free(struct gate_milter_session *s)
 	for (size_t i = 0; i < s->n; i++) {
 		struct gm_milter *m = &s->m[i];
 
-		if (m->fd >= 0 && m->state != GS_ERROR)
+		if (m->c.fd >= 0 && m->state != GS_ERROR && gm_pool_put(s, i, m) != 0)
 			(void)gm_send_simple(s, m, 'Q', 1);
 		gm_close(m);
 	}
@@ -154,6 +261,17 @@ enum gate_milter_verdict
 gm_fail(struct gate_milter_session *s, struct gm_milter *m, const char *stage,
     const char *why, char *reply, size_t replylen)
 {
+	if (m->reused && (strcmp(why, "connection closed") == 0 ||
+	    strcmp(why, "read error") == 0 || strcmp(why, "write error") == 0)) {
+		/* a parked connection the milter closed meanwhile: not a
+		 * failure of the milter; gm_chain() opens a new one */
+		log_debug("%s milter=%s stage=%s reused connection failed (%s): reconnecting",
+		    s->id, m->conf->spec, stage, why);
+		gm_close(m);
+		m->state = GS_CLOSED;
+		gm_set_reply(reply, replylen, "");
+		return GMV_CONTINUE;
+	}
 	log_warn("%s milter=%s stage=%s error=\"%s\" default_action=%s", s->id,
 	    m->conf->spec, stage, why, gm_default_name(m->conf->default_action));
 	gm_close(m);

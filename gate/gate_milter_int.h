@@ -75,6 +75,8 @@ enum { M_CONNECT, M_HELO, M_MAIL, M_RCPT, M_DATA, M_EOM, M_EOH, M_NSTAGES };
 #define GM_Y_MAX		512	/* longest `y` reply line */
 #define GM_MAX_REPLIES		100000	/* packets per event, bounded */
 #define GM_MACRO_LIST_MAX	1024	/* bytes of one SETSYMLIST list */
+#define GM_POOL_MAX		2	/* idle connections kept per milter per process */
+#define GM_POOL_IDLE_MS		60000	/* an older idle connection is closed, not reused */
 
 enum gm_state {
 	GS_CLOSED,	/* not connected yet */
@@ -92,15 +94,31 @@ struct gm_buf {
 	int		 oom;
 };
 
-struct gm_milter {
-	const struct gate_milter_conf *conf;
+/* An open, negotiated connection to one milter (what the pool keeps). */
+struct gm_conn {
 	int		 fd;
-	enum gm_state	 state;
+	int		 tcp;			/* inet: (TCP options apply) */
 	uint32_t	 version, actions, proto;
 	char		*macros[M_NSTAGES];	/* from SETSYMLIST, or NULL: default */
 	unsigned char	*rbuf;			/* GM_DATA_MAX + 1 */
+	long long	 since;			/* parked at (ms, monotonic) */
+};
+
+struct gm_milter {
+	const struct gate_milter_conf *conf;
+	struct gm_conn	 c;
+	enum gm_state	 state;
+	int		 reusable;	/* last exchange: EOM answered `continue` */
+	int		 reused;	/* from the pool, no reply read on it yet */
 	enum gate_milter_verdict sticky;
 	char		 sticky_reply[GATE_MILTER_REPLY_MAX];
+};
+
+/* Idle connections of one set, per milter (the set's index). */
+struct gate_milter_pool {
+	size_t		 n;
+	size_t		*nidle;			/* n */
+	struct gm_conn	*idle;			/* n x GM_POOL_MAX */
 };
 
 struct gate_milter_session {
@@ -125,6 +143,12 @@ int    gm_hdr_insert(struct gate_milter_msg *m, size_t pos, char *name, char *va
 FILE  *gm_body_rewind(const struct gate_milter_msg *m);
 
 /* ---- gate_milter.c ---------------------------------------------------- */
+
+/* A pool for n milters, or NULL (out of memory). */
+struct gate_milter_pool *gm_pool_new(size_t n);
+void        gm_pool_free(struct gate_milter_pool *p);
+/* Take a parked connection for milter i into m. 0, or -1: none usable. */
+int         gm_pool_take(struct gate_milter_session *s, size_t i, struct gm_milter *m);
 
 void        gm_set_reply(char *reply, size_t replylen, const char *s);
 const char *gm_default_name(int d);

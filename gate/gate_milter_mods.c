@@ -323,7 +323,7 @@ gm_parse_mod(struct gate_milter_session *s, struct gm_milter *m, struct gm_mods 
 	default:
 		return "unexpected reply command";
 	}
-	if (!(m->actions & need))
+	if (!(m->c.actions & need))
 		return "modification not negotiated";
 	if (cmd == 'b')
 		return gm_body_chunk(x, data, len, s->set->body_limit);
@@ -422,7 +422,7 @@ static int
 gm_apply(struct gate_milter_session *s, struct gm_milter *m,
     struct gate_milter_msg *msg, struct gm_mods *x)
 {
-	int lead = (m->proto & P_HDR_LEADSPC) != 0;
+	int lead = (m->c.proto & P_HDR_LEADSPC) != 0;
 
 	for (size_t i = 0; i < x->n; i++) {
 		struct gm_mod *d = &x->v[i];
@@ -553,7 +553,8 @@ gm_eom(struct gate_milter_session *s, struct gm_milter *m,
 	gm_buf_reset(&s->out);
 	if (gm_add_macros(s, m, M_EOM) != 0 || gm_buf_packet(&s->out, 'E', NULL, 0) != 0)
 		return gm_fail(s, m, "eom", "out of memory", reply, replylen);
-	if (gm_write_all(m->fd, s->out.p, s->out.len, deadline) != GM_IO_OK)
+	m->reusable = 0;
+	if (gm_write_all(m->c.fd, s->out.p, s->out.len, deadline) != GM_IO_OK)
 		return gm_fail(s, m, "eom", "write error", reply, replylen);
 	for (int i = 0; i < GM_MAX_REPLIES; i++) {
 		unsigned char rc = 0;
@@ -561,15 +562,15 @@ gm_eom(struct gate_milter_session *s, struct gm_milter *m,
 		const char *why;
 		int skip = 0, r, have;
 
-		why = gm_read_packet(m->fd, deadline, m->rbuf, GM_DATA_MAX, &rc, &len);
+		why = gm_read_packet(m->c.fd, deadline, m->c.rbuf, GM_DATA_MAX, &rc, &len);
 		have = why == NULL || strcmp(why, "truncated packet") == 0;
 		if (why == NULL && strchr("hibm+2-eq", rc) != NULL && rc != 0) {
-			if ((why = gm_parse_mod(s, m, &x, rc, m->rbuf, len)) == NULL)
+			if ((why = gm_parse_mod(s, m, &x, rc, m->c.rbuf, len)) == NULL)
 				continue;
 		} else if (why == NULL) {
 			if (rc == 's') {
 				why = "skip reply at end of message";
-			} else if ((r = gm_final_reply(s, m, 'E', rc, m->rbuf, len, &v,
+			} else if ((r = gm_final_reply(s, m, 'E', rc, m->c.rbuf, len, &v,
 			    &skip, reply, replylen, &why)) == 0)
 				continue;
 			else if (r > 0) {
@@ -584,6 +585,9 @@ gm_eom(struct gate_milter_session *s, struct gm_milter *m,
 				gm_mods_free(&x);
 				if (why)
 					return gm_fail(s, m, "eom", why, reply, replylen);
+				/* libmilter stays in its end-of-message state only
+				 * after `continue`: QUIT_NC may follow then */
+				m->reusable = rc == 'c';
 				if (m->state == GS_ACCEPT_MSG)
 					m->state = GS_ENVELOPE;
 				if (v != GMV_CONTINUE)

@@ -48,7 +48,7 @@ static const char *const gm_default_macros[M_NSTAGES] = {
 int
 gm_add_macros(struct gate_milter_session *s, struct gm_milter *m, int stage)
 {
-	const char *list = m->macros[stage] ? m->macros[stage] : gm_default_macros[stage];
+	const char *list = m->c.macros[stage] ? m->c.macros[stage] : gm_default_macros[stage];
 	struct gm_buf mb = { NULL, 0, 0, 0 };
 	unsigned char c = (unsigned char)gm_stage_cmd[stage];
 	int any = 0, rc = 0;
@@ -195,13 +195,13 @@ gm_event(struct gate_milter_session *s, struct gm_milter *m, int stage,
     int *skip, char *reply, size_t replylen)
 {
 	long long deadline = gm_now_ms() + (long long)timeout_s * 1000;
-	int send_event = (m->proto & no_bit) == 0;
+	int send_event = (m->c.proto & no_bit) == 0;
 	char ebuf[96];
 
 	gm_set_reply(reply, replylen, "");
 	/* DATA exists from protocol version 4 on: an older milter gets
 	 * neither the event nor its macros (as Postfix does) */
-	if (cmd == 'T' && m->version < 4)
+	if (cmd == 'T' && m->c.version < 4)
 		return GMV_CONTINUE;
 	gm_buf_reset(&s->out);
 	if (stage >= 0 && gm_add_macros(s, m, stage) != 0)
@@ -209,14 +209,17 @@ gm_event(struct gate_milter_session *s, struct gm_milter *m, int stage,
 	if (send_event && gm_buf_packet(&s->out, cmd, s->pay.p, s->pay.len) != 0)
 		return gm_fail(s, m, gm_stage_name(cmd), "out of memory", reply, replylen);
 	if (s->out.len) {
-		enum gm_io w = gm_write_all(m->fd, s->out.p, s->out.len, deadline);
+		enum gm_io w;
+
+		m->reusable = 0;
+		w = gm_write_all(m->c.fd, s->out.p, s->out.len, deadline);
 
 		if (w != GM_IO_OK)
 			return gm_fail(s, m, gm_stage_name(cmd),
 			    w == GM_IO_TIMEOUT ? "write timeout" : "write error",
 			    reply, replylen);
 	}
-	if (!send_event || (m->proto & nr_bit))
+	if (!send_event || (m->c.proto & nr_bit))
 		return GMV_CONTINUE;
 	for (int i = 0; i < GM_MAX_REPLIES; i++) {
 		unsigned char rc = 0;
@@ -225,10 +228,11 @@ gm_event(struct gate_milter_session *s, struct gm_milter *m, int stage,
 		enum gate_milter_verdict v = GMV_CONTINUE;
 		int r;
 
-		why = gm_read_packet(m->fd, deadline, m->rbuf, GM_DATA_MAX, &rc, &len);
+		why = gm_read_packet(m->c.fd, deadline, m->c.rbuf, GM_DATA_MAX, &rc, &len);
 		if (why)
 			return gm_fail(s, m, gm_stage_name(cmd), why, reply, replylen);
-		r = gm_final_reply(s, m, cmd, rc, m->rbuf, len, &v, skip, reply,
+		m->reused = 0;
+		r = gm_final_reply(s, m, cmd, rc, m->c.rbuf, len, &v, skip, reply,
 		    replylen, &why);
 		if (r < 0) {
 			snprintf(ebuf, sizeof ebuf, "%s (0x%02x)", why, rc);
@@ -274,6 +278,19 @@ gm_chain(struct gate_milter_session *s, int stage, char cmd, uint32_t no_bit,
 		else
 			v = gm_event(s, m, stage, cmd, no_bit, nr_bit,
 			    m->conf->command_timeout, &skip, reply, replylen);
+		if (m->state == GS_CLOSED) {
+			/* a reused connection was found closed (gm_fail): the
+			 * session gets a new one, negotiated afresh */
+			const char *why = NULL;
+
+			if (gm_open(s, m, &why) != 0)
+				v = gm_fail(s, m, "connect", why, reply, replylen);
+			else {
+				m->state = GS_ENVELOPE;
+				v = gm_event(s, m, stage, cmd, no_bit, nr_bit,
+				    m->conf->command_timeout, &skip, reply, replylen);
+			}
+		}
 		if (m->conf->observe != NULL)
 			m->conf->observe(i, (int)v, gm_now_ms() - t0);
 		if (v == GMV_DISCARD) {
@@ -295,6 +312,7 @@ gate_milter_connect(struct gate_milter_session *s, const char *client_name,
 	unsigned port = 0;
 	char fam = 'U';
 	uint16_t nport;
+	enum gate_milter_verdict v;
 
 	gm_set_reply(reply, replylen, "");
 	if (s == NULL || s->n == 0)
@@ -319,12 +337,13 @@ gate_milter_connect(struct gate_milter_session *s, const char *client_name,
 
 		if (m->state != GS_CLOSED)
 			continue;
-		if (gm_open(s, m, &why) != 0)
+		if (gm_pool_take(s, i, m) == 0)
+			m->state = GS_ENVELOPE;
+		else if (gm_open(s, m, &why) != 0)
 			(void)gm_fail(s, m, "connect", why, NULL, 0);
 		else
 			m->state = GS_ENVELOPE;
 	}
-	/* after gm_open(), which used the payload buffer */
 	gm_buf_reset(&s->pay);
 	gm_buf_str(&s->pay, name);
 	gm_buf_add(&s->pay, &fam, 1);
@@ -333,7 +352,10 @@ gate_milter_connect(struct gate_milter_session *s, const char *client_name,
 		gm_buf_add(&s->pay, &nport, 2);
 		gm_buf_str(&s->pay, addr);
 	}
-	return gm_chain(s, M_CONNECT, 'C', P_NOCONNECT, P_NR_CONN, 0, reply, replylen);
+	v = gm_chain(s, M_CONNECT, 'C', P_NOCONNECT, P_NR_CONN, 0, reply, replylen);
+	for (size_t i = 0; i < s->n; i++)
+		s->m[i].reused = 0;	/* past the first exchange */
+	return v;
 }
 
 enum gate_milter_verdict
@@ -435,7 +457,7 @@ gm_message_one(struct gate_milter_session *s, struct gm_milter *m,
 {
 	unsigned to = m->conf->eom_timeout;
 	long long deadline = gm_now_ms() + (long long)to * 1000;
-	int lead = (m->proto & P_HDR_LEADSPC) != 0, skip = 0;
+	int lead = (m->c.proto & P_HDR_LEADSPC) != 0, skip = 0;
 	enum gate_milter_verdict v;
 	unsigned char *chunk = NULL;
 	FILE *f;
@@ -469,7 +491,7 @@ gm_message_one(struct gate_milter_session *s, struct gm_milter *m,
 	v = gm_event(s, m, M_EOH, 'N', P_NOEOH, P_NR_EOH, to, &skip, reply, replylen);
 	if (v != GMV_CONTINUE || m->state != GS_ENVELOPE)
 		return v;
-	if (!(m->proto & P_NOBODY)) {
+	if (!(m->c.proto & P_NOBODY)) {
 		if ((f = gm_body_rewind(msg)) == NULL && (msg->in || msg->body))
 			return gm_fail(s, m, "body", "cannot read the spooled body",
 			    reply, replylen);

@@ -250,9 +250,9 @@ gm_open(struct gate_milter_session *s, struct gm_milter *m, const char **why)
 	long long deadline;
 	unsigned char rc;
 	size_t len, off = 0;
-	uint32_t ver, act, proto;
+	uint32_t ver, act, proto, offer[3];
 
-	if ((m->rbuf = malloc(GM_DATA_MAX + 1)) == NULL) {
+	if ((m->c.rbuf = malloc(GM_DATA_MAX + 1)) == NULL) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -263,56 +263,57 @@ gm_open(struct gate_milter_session *s, struct gm_milter *m, const char **why)
 		sun.sun_family = AF_UNIX;
 		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", c->path);
 		/* non-blocking: a full backlog must not block the session */
-		m->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (m->fd < 0 || connect(m->fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		m->c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (m->c.fd < 0 || connect(m->c.fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 			*why = errno == ENOENT ? "no such socket" :
 			    errno == ECONNREFUSED ? "connection refused" :
 			    errno == EAGAIN ? "milter busy (backlog full)" : "connect failed";
 			return -1;
 		}
 	} else {
-		m->fd = net_connect(&c->ep, (int)c->connect_timeout * 1000);
-		if (m->fd < 0) {
+		m->c.fd = net_connect(&c->ep, (int)c->connect_timeout * 1000);
+		if (m->c.fd < 0) {
 			*why = errno == ETIMEDOUT ? "connect timeout" :
 			    errno == ECONNREFUSED ? "connection refused" : "connect failed";
 			return -1;
 		}
-		if (fcntl(m->fd, F_SETFD, FD_CLOEXEC) != 0)
+		m->c.tcp = 1;
+		if (fcntl(m->c.fd, F_SETFD, FD_CLOEXEC) != 0)
 			log_debug("%s milter=%s FD_CLOEXEC: %s", s->id, c->spec,
 			    strerror(errno));
 		{
 			int one = 1;
 
 			/* every command goes out in one write: no need to wait */
-			if (setsockopt(m->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			if (setsockopt(m->c.fd, IPPROTO_TCP, TCP_NODELAY, &one,
 			    sizeof one) != 0)
 				log_debug("%s milter=%s TCP_NODELAY: %s", s->id,
 				    c->spec, strerror(errno));
 		}
 	}
 	deadline = gm_now_ms() + (long long)c->command_timeout * 1000;
+	/* s->pay is left alone: it may hold the event being sent */
 	gm_buf_reset(&s->out);
-	gm_buf_reset(&s->pay);
-	gm_buf_u32(&s->pay, GM_VERSION);
-	gm_buf_u32(&s->pay, GM_ACTIONS);
-	gm_buf_u32(&s->pay, GM_PROTO);
-	if (s->pay.oom || gm_buf_packet(&s->out, 'O', s->pay.p, s->pay.len) != 0) {
+	offer[0] = htonl(GM_VERSION);
+	offer[1] = htonl(GM_ACTIONS);
+	offer[2] = htonl(GM_PROTO);
+	if (gm_buf_packet(&s->out, 'O', offer, sizeof offer) != 0) {
 		*why = "out of memory";
 		return -1;
 	}
-	if (gm_write_all(m->fd, s->out.p, s->out.len, deadline) != GM_IO_OK) {
+	if (gm_write_all(m->c.fd, s->out.p, s->out.len, deadline) != GM_IO_OK) {
 		*why = "write error in negotiation";
 		return -1;
 	}
-	if ((*why = gm_read_packet(m->fd, deadline, m->rbuf, GM_DATA_MAX, &rc, &len)) != NULL)
+	if ((*why = gm_read_packet(m->c.fd, deadline, m->c.rbuf, GM_DATA_MAX, &rc, &len)) != NULL)
 		return -1;
 	if (rc != 'O') {
 		*why = "unexpected reply to option negotiation";
 		return -1;
 	}
-	if (gm_take_u32(m->rbuf, len, &off, &ver) != 0 ||
-	    gm_take_u32(m->rbuf, len, &off, &act) != 0 ||
-	    gm_take_u32(m->rbuf, len, &off, &proto) != 0) {
+	if (gm_take_u32(m->c.rbuf, len, &off, &ver) != 0 ||
+	    gm_take_u32(m->c.rbuf, len, &off, &act) != 0 ||
+	    gm_take_u32(m->c.rbuf, len, &off, &proto) != 0) {
 		*why = "short option negotiation";
 		return -1;
 	}
@@ -327,16 +328,16 @@ gm_open(struct gate_milter_session *s, struct gm_milter *m, const char **why)
 	if ((proto & GM_PROTO) != proto)
 		log_debug("%s milter=%s protocol bits 0x%x beyond offer 0x%x ignored",
 		    s->id, c->spec, proto, GM_PROTO);
-	m->version = ver;
-	m->actions = act;
-	m->proto = proto & GM_PROTO;
+	m->c.version = ver;
+	m->c.actions = act;
+	m->c.proto = proto & GM_PROTO;
 	/* SETSYMLIST: (stage u32, list string)* */
 	while (off < len) {
 		uint32_t st;
 		const char *list;
 
-		if (gm_take_u32(m->rbuf, len, &off, &st) != 0 ||
-		    (list = gm_take_str(m->rbuf, len, &off)) == NULL) {
+		if (gm_take_u32(m->c.rbuf, len, &off, &st) != 0 ||
+		    (list = gm_take_str(m->c.rbuf, len, &off)) == NULL) {
 			*why = "malformed macro list";
 			return -1;
 		}
@@ -349,14 +350,14 @@ gm_open(struct gate_milter_session *s, struct gm_milter *m, const char **why)
 			    s->id, c->spec, st);
 			continue;
 		}
-		free(m->macros[st]);
-		if ((m->macros[st] = strdup(list)) == NULL) {
+		free(m->c.macros[st]);
+		if ((m->c.macros[st] = strdup(list)) == NULL) {
 			*why = "out of memory";
 			return -1;
 		}
 	}
 	log_debug("%s milter=%s version=%u actions=0x%x protocol=0x%x", s->id,
-	    c->spec, ver, act, m->proto);
+	    c->spec, ver, act, m->c.proto);
 	m->state = GS_READY;
 	return 0;
 }

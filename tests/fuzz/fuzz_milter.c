@@ -191,7 +191,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gate_milter_conf conf = { .spec = (char *)"unix:/fuzz", .family = AF_UNIX,
 		.path = "/fuzz", .default_action = GMD_TEMPFAIL, .connect_timeout = 1,
 		.command_timeout = 2, .eom_timeout = 2 };
-	struct gate_milter_set set = { &conf, 1, 1 << 16 };
+	struct gate_milter_set set = { &conf, 1, 1 << 16, NULL };
 	struct gate_milter_session *s;
 	struct sockaddr_storage peer;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&peer;

@@ -422,7 +422,7 @@ TEST(body_replacement)
 
 TEST(no_milters)
 {
-	struct gate_milter_set set = { NULL, 0, 0 };
+	struct gate_milter_set set = { NULL, 0, 0, NULL };
 	struct gate_milter_session *s = gate_milter_session_new(&set, "t", NULL, NULL);
 	char reply[GATE_MILTER_REPLY_MAX];
 
@@ -439,7 +439,7 @@ TEST(unreachable_default_action)
 	struct gate_milter_conf c = { .spec = (char *)"inet:127.0.0.1:1", .family = AF_INET,
 		.default_action = GMD_REJECT, .connect_timeout = 1, .command_timeout = 1,
 		.eom_timeout = 1 };
-	struct gate_milter_set set = { &c, 1, 1 << 20 };
+	struct gate_milter_set set = { &c, 1, 1 << 20, NULL };
 	struct gate_milter_session *s;
 	char reply[GATE_MILTER_REPLY_MAX];
 
