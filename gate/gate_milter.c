@@ -194,7 +194,7 @@ gm_pool_put(struct gate_milter_session *s, size_t i, struct gm_milter *m)
 	struct gm_conn *slot;
 
 	if (p == NULL || i >= p->n || p->nidle[i] >= GM_POOL_MAX || !m->reusable ||
-	    m->c.version < 6 || m->state != GS_ENVELOPE)
+	    m->c.version < 6 || m->state != GS_ENVELOPE || m->c.in.off < m->c.in.len)
 		return -1;
 	if (gm_conn_send(&m->c, 'K', 1) != 0)
 		return -1;

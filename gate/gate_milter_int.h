@@ -94,8 +94,15 @@ struct gm_buf {
 	int		 oom;
 };
 
+/* Bytes read from a milter ahead of the packet being parsed. */
+struct gm_in {
+	unsigned char	 b[1024];
+	size_t		 off, len;
+};
+
 /* An open, negotiated connection to one milter (what the pool keeps). */
 struct gm_conn {
+	struct gm_in	 in;
 	int		 fd;
 	int		 tcp;			/* inet: (TCP options apply) */
 	uint32_t	 version, actions, proto;
@@ -176,9 +183,13 @@ void        gm_buf_reset(struct gm_buf *b);
 /* Append one packet (cmd + data) to b. */
 int         gm_buf_packet(struct gm_buf *b, char cmd, const void *data, size_t len);
 enum gm_io  gm_write_all(int fd, const unsigned char *p, size_t n, long long deadline);
-/* One packet into buf (room for max + NUL). NULL, or why it failed. */
-const char *gm_read_packet(int fd, long long deadline, unsigned char *buf, size_t max,
-		unsigned char *cmd, size_t *len);
+/* One packet into buf (room for max + NUL), through in (or NULL: no
+ * read-ahead); tcp: quick ACKs. NULL, or why it failed. */
+const char *gm_read_packet(int fd, struct gm_in *in, int tcp, long long deadline,
+		unsigned char *buf, size_t max, unsigned char *cmd, size_t *len);
+/* One packet of c into c->rbuf. */
+const char *gm_conn_read(struct gm_conn *c, long long deadline, unsigned char *cmd,
+		size_t *len);
 const char *gm_take_str(const unsigned char *data, size_t len, size_t *off);
 int         gm_take_u32(const unsigned char *data, size_t len, size_t *off, uint32_t *v);
 /* Connect and negotiate. 0, or -1 with *why. */

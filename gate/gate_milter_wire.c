@@ -126,25 +126,65 @@ gm_wait(int fd, short events, long long deadline)
 	}
 }
 
-/* Write wp or read into rp (the other is NULL): n bytes by the deadline. */
+/*
+ * Write wp or read into rp (the other is NULL): n bytes by the deadline.
+ * The system call comes first and poll() only when it would block (a
+ * reply is often there already). Reads go through `in` when given: small
+ * reads are served from it and refill it with what the socket holds, so a
+ * packet's length, command and data take one recv(), not three. tcp: ask
+ * for a quick ACK before waiting (see gm_read_packet).
+ */
 static enum gm_io
-gm_xfer(int fd, const unsigned char *wp, unsigned char *rp, size_t n,
-    long long deadline)
+gm_xfer(int fd, struct gm_in *in, int tcp, const unsigned char *wp,
+    unsigned char *rp, size_t n, long long deadline)
 {
-	while (n > 0) {
-		enum gm_io w = gm_wait(fd, wp ? POLLOUT : POLLIN, deadline);
-		ssize_t r;
+	int one = 1;
 
-		if (w != GM_IO_OK)
-			return w;
-		r = wp ? send(fd, wp, n, MSG_NOSIGNAL | MSG_DONTWAIT) :
-		    recv(fd, rp, n, MSG_DONTWAIT);
+	while (n > 0) {
+		ssize_t r;
+		enum gm_io w;
+
+		if (rp && in && in->off < in->len) {
+			size_t k = in->len - in->off < n ? in->len - in->off : n;
+
+			memcpy(rp, in->b + in->off, k);
+			in->off += k;
+			rp += k;
+			n -= k;
+			continue;
+		}
+		if (wp)
+			r = send(fd, wp, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		else if (in && n < sizeof in->b) {
+			r = recv(fd, in->b, sizeof in->b, MSG_DONTWAIT);
+			if (r > 0) {
+				in->off = 0;
+				in->len = (size_t)r;
+				continue;
+			}
+		} else
+			r = recv(fd, rp, n, MSG_DONTWAIT);
 		if (r == 0 && rp)
 			return GM_IO_EOF;
 		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EINTR)
 				continue;
-			return GM_IO_ERR;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return GM_IO_ERR;
+			/*
+			 * libmilter writes each reply packet on its own; with
+			 * Nagle on its side and delayed ACKs on ours, a second
+			 * packet (e.g. "continue" after "insert header") would
+			 * wait 40 ms for our ACK. Quick ACKs before waiting
+			 * (Linux resets the mode by itself; setting it also
+			 * sends an ACK that is due).
+			 */
+			if (rp && tcp &&
+			    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) != 0)
+				log_debug("milter TCP_QUICKACK: %s", strerror(errno));
+			if ((w = gm_wait(fd, wp ? POLLOUT : POLLIN, deadline)) != GM_IO_OK)
+				return w;
+			continue;
 		}
 		if (wp)
 			wp += r;
@@ -158,40 +198,22 @@ gm_xfer(int fd, const unsigned char *wp, unsigned char *rp, size_t n,
 enum gm_io
 gm_write_all(int fd, const unsigned char *p, size_t n, long long deadline)
 {
-	return gm_xfer(fd, p, NULL, n, deadline);
-}
-
-static enum gm_io
-gm_read_all(int fd, unsigned char *p, size_t n, long long deadline)
-{
-	return gm_xfer(fd, NULL, p, n, deadline);
+	return gm_xfer(fd, NULL, 0, p, NULL, n, deadline);
 }
 
 /*
- * Read one packet: *cmd, data into buf (room for max bytes plus a NUL),
- * *len. Returns NULL, or why it failed.
+ * Read one packet from fd (through in, when not NULL): *cmd, data into buf
+ * (room for max bytes plus a NUL), *len. Returns NULL, or why it failed.
  */
 const char *
-gm_read_packet(int fd, long long deadline, unsigned char *buf, size_t max,
-    unsigned char *cmd, size_t *len)
+gm_read_packet(int fd, struct gm_in *in, int tcp, long long deadline,
+    unsigned char *buf, size_t max, unsigned char *cmd, size_t *len)
 {
 	unsigned char hdr[4];
 	uint32_t n;
 	enum gm_io r;
-	int one = 1;
 
-	/*
-	 * libmilter writes each reply packet on its own; with Nagle on its side
-	 * and delayed ACKs on ours, a second packet (e.g. "continue" after an
-	 * "insert header") waits 40 ms for our ACK. Ask for quick ACKs before
-	 * every read (Linux resets the mode by itself). Not a TCP socket
-	 * (unix:) or an old kernel: ENOPROTOOPT/EOPNOTSUPP, nothing to do.
-	 */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) != 0 &&
-	    errno != ENOPROTOOPT && errno != EOPNOTSUPP && errno != EINVAL)
-		log_debug("milter TCP_QUICKACK: %s", strerror(errno));
-
-	r = gm_read_all(fd, hdr, 4, deadline);
+	r = gm_xfer(fd, in, tcp, NULL, hdr, 4, deadline);
 	if (r == GM_IO_EOF)
 		return "connection closed";
 	if (r == GM_IO_TIMEOUT)
@@ -203,9 +225,9 @@ gm_read_packet(int fd, long long deadline, unsigned char *buf, size_t max,
 		return "bad packet length 0";
 	if (n - 1 > max)
 		return "packet larger than the negotiated maximum";
-	r = gm_read_all(fd, cmd, 1, deadline);
+	r = gm_xfer(fd, in, tcp, NULL, cmd, 1, deadline);
 	if (r == GM_IO_OK && n > 1)
-		r = gm_read_all(fd, buf, n - 1, deadline);
+		r = gm_xfer(fd, in, tcp, NULL, buf, n - 1, deadline);
 	if (r == GM_IO_EOF)
 		return "truncated packet";
 	if (r == GM_IO_TIMEOUT)
@@ -215,6 +237,13 @@ gm_read_packet(int fd, long long deadline, unsigned char *buf, size_t max,
 	*len = n - 1;
 	buf[*len] = 0;
 	return NULL;
+}
+
+const char *
+gm_conn_read(struct gm_conn *c, long long deadline, unsigned char *cmd, size_t *len)
+{
+	return gm_read_packet(c->fd, &c->in, c->tcp, deadline, c->rbuf, GM_DATA_MAX,
+	    cmd, len);
 }
 
 /* Take a NUL-terminated string at *off from data; NULL when there is none. */
@@ -305,7 +334,7 @@ gm_open(struct gate_milter_session *s, struct gm_milter *m, const char **why)
 		*why = "write error in negotiation";
 		return -1;
 	}
-	if ((*why = gm_read_packet(m->c.fd, deadline, m->c.rbuf, GM_DATA_MAX, &rc, &len)) != NULL)
+	if ((*why = gm_conn_read(&m->c, deadline, &rc, &len)) != NULL)
 		return -1;
 	if (rc != 'O') {
 		*why = "unexpected reply to option negotiation";

@@ -26,7 +26,7 @@ put_packet(int fd, uint32_t len, const char *bytes, size_t n)
 static const char *
 read_one(int fd, unsigned char *cmd, size_t *len, unsigned char *buf, size_t max)
 {
-	return gm_read_packet(fd, gm_now_ms() + 500, buf, max, cmd, len);
+	return gm_read_packet(fd, NULL, 0, gm_now_ms() + 500, buf, max, cmd, len);
 }
 
 TEST(packet_ok)
