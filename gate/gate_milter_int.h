@@ -187,9 +187,9 @@ enum gm_io  gm_write_all(int fd, const unsigned char *p, size_t n, long long dea
  * read-ahead); tcp: quick ACKs. NULL, or why it failed. */
 const char *gm_read_packet(int fd, struct gm_in *in, int tcp, long long deadline,
 		unsigned char *buf, size_t max, unsigned char *cmd, size_t *len);
-/* One packet of c into c->rbuf. */
-const char *gm_conn_read(struct gm_conn *c, long long deadline, unsigned char *cmd,
-		size_t *len);
+/* One packet of c into c->rbuf; more: not the first packet of a reply. */
+const char *gm_conn_read(struct gm_conn *c, int more, long long deadline,
+		unsigned char *cmd, size_t *len);
 const char *gm_take_str(const unsigned char *data, size_t len, size_t *off);
 int         gm_take_u32(const unsigned char *data, size_t len, size_t *off, uint32_t *v);
 /* Connect and negotiate. 0, or -1 with *why. */

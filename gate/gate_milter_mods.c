@@ -562,7 +562,7 @@ gm_eom(struct gate_milter_session *s, struct gm_milter *m,
 		const char *why;
 		int skip = 0, r, have;
 
-		why = gm_conn_read(&m->c, deadline, &rc, &len);
+		why = gm_conn_read(&m->c, i > 0, deadline, &rc, &len);
 		have = why == NULL || strcmp(why, "truncated packet") == 0;
 		if (why == NULL && strchr("hibm+2-eq", rc) != NULL && rc != 0) {
 			if ((why = gm_parse_mod(s, m, &x, rc, m->c.rbuf, len)) == NULL)

@@ -228,7 +228,7 @@ gm_event(struct gate_milter_session *s, struct gm_milter *m, int stage,
 		enum gate_milter_verdict v = GMV_CONTINUE;
 		int r;
 
-		why = gm_conn_read(&m->c, deadline, &rc, &len);
+		why = gm_conn_read(&m->c, i > 0, deadline, &rc, &len);
 		if (why)
 			return gm_fail(s, m, gm_stage_name(cmd), why, reply, replylen);
 		m->reused = 0;

@@ -127,6 +127,22 @@ gm_wait(int fd, short events, long long deadline)
 }
 
 /*
+ * libmilter writes each reply packet on its own; with Nagle on its side and
+ * delayed ACKs on ours, a second packet (e.g. "continue" after "insert
+ * header") would wait 40 ms for our ACK. Quick ACKs before waiting for a
+ * reply (Linux resets the mode by itself; setting it also sends an ACK that
+ * is due). inet: only.
+ */
+static void
+gm_quickack(int fd, int tcp)
+{
+	int one = 1;
+
+	if (tcp && setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) != 0)
+		log_debug("milter TCP_QUICKACK: %s", strerror(errno));
+}
+
+/*
  * Write wp or read into rp (the other is NULL): n bytes by the deadline.
  * The system call comes first and poll() only when it would block (a
  * reply is often there already). Reads go through `in` when given: small
@@ -138,8 +154,6 @@ static enum gm_io
 gm_xfer(int fd, struct gm_in *in, int tcp, const unsigned char *wp,
     unsigned char *rp, size_t n, long long deadline)
 {
-	int one = 1;
-
 	while (n > 0) {
 		ssize_t r;
 		enum gm_io w;
@@ -171,17 +185,8 @@ gm_xfer(int fd, struct gm_in *in, int tcp, const unsigned char *wp,
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return GM_IO_ERR;
-			/*
-			 * libmilter writes each reply packet on its own; with
-			 * Nagle on its side and delayed ACKs on ours, a second
-			 * packet (e.g. "continue" after "insert header") would
-			 * wait 40 ms for our ACK. Quick ACKs before waiting
-			 * (Linux resets the mode by itself; setting it also
-			 * sends an ACK that is due).
-			 */
-			if (rp && tcp &&
-			    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) != 0)
-				log_debug("milter TCP_QUICKACK: %s", strerror(errno));
+			if (rp)
+				gm_quickack(fd, tcp);
 			if ((w = gm_wait(fd, wp ? POLLOUT : POLLIN, deadline)) != GM_IO_OK)
 				return w;
 			continue;
@@ -211,9 +216,16 @@ gm_read_packet(int fd, struct gm_in *in, int tcp, long long deadline,
 {
 	unsigned char hdr[4];
 	uint32_t n;
-	enum gm_io r;
+	enum gm_io r = GM_IO_OK;
 
-	r = gm_xfer(fd, in, tcp, NULL, hdr, 4, deadline);
+	/* nothing read ahead: the reply to what was just sent is seldom
+	 * there yet, so wait first rather than try a read that would block */
+	if (in != NULL && in->off == in->len) {
+		gm_quickack(fd, tcp);
+		r = gm_wait(fd, POLLIN, deadline);
+	}
+	if (r == GM_IO_OK)
+		r = gm_xfer(fd, in, tcp, NULL, hdr, 4, deadline);
 	if (r == GM_IO_EOF)
 		return "connection closed";
 	if (r == GM_IO_TIMEOUT)
@@ -239,11 +251,17 @@ gm_read_packet(int fd, struct gm_in *in, int tcp, long long deadline,
 	return NULL;
 }
 
+/*
+ * Quick ACKs only for a packet after the first of a reply (modifications
+ * then `continue`, progress): the milter's first packet goes out at once,
+ * our next command carries the ACK of its reply.
+ */
 const char *
-gm_conn_read(struct gm_conn *c, long long deadline, unsigned char *cmd, size_t *len)
+gm_conn_read(struct gm_conn *c, int more, long long deadline, unsigned char *cmd,
+    size_t *len)
 {
-	return gm_read_packet(c->fd, &c->in, c->tcp, deadline, c->rbuf, GM_DATA_MAX,
-	    cmd, len);
+	return gm_read_packet(c->fd, &c->in, c->tcp && more, deadline, c->rbuf,
+	    GM_DATA_MAX, cmd, len);
 }
 
 /* Take a NUL-terminated string at *off from data; NULL when there is none. */
@@ -334,7 +352,7 @@ gm_open(struct gate_milter_session *s, struct gm_milter *m, const char **why)
 		*why = "write error in negotiation";
 		return -1;
 	}
-	if ((*why = gm_conn_read(&m->c, deadline, &rc, &len)) != NULL)
+	if ((*why = gm_conn_read(&m->c, 0, deadline, &rc, &len)) != NULL)
 		return -1;
 	if (rc != 'O') {
 		*why = "unexpected reply to option negotiation";
