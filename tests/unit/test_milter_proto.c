@@ -459,6 +459,73 @@ TEST(unreachable_default_action)
 	gate_milter_session_free(s);
 }
 
+/* A session's milter 0 holding one end of a socketpair, as after an EOM
+ * answered `continue` on a protocol 6 connection. */
+static struct gate_milter_session *
+pool_session(struct gate_milter_set *set, int fd)
+{
+	struct gate_milter_session *s = gate_milter_session_new(set, "t", NULL, NULL);
+
+	if (s == NULL)
+		FAILF("out of memory");
+	s->m[0].c.fd = fd;
+	s->m[0].c.version = 6;
+	s->m[0].state = GS_ENVELOPE;
+	s->m[0].reusable = 1;
+	return s;
+}
+
+TEST(pool_reuse)
+{
+	struct gate_milter_conf c = { .spec = (char *)"unix:/x", .family = AF_UNIX,
+		.default_action = GMD_TEMPFAIL, .connect_timeout = 1, .command_timeout = 1,
+		.eom_timeout = 1 };
+	struct gate_milter_set set = { &c, 1, 1 << 20, gm_pool_new(1) };
+	struct gate_milter_session *s;
+	unsigned char k[5];
+	int sv[2];
+
+	EXPECT(set.pool != NULL);
+	EXPECT_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* session end: QUIT_NC, the connection parked */
+	s = pool_session(&set, sv[0]);
+	gate_milter_session_free(s);
+	EXPECT_INT(set.pool->nidle[0], 1);
+	EXPECT_INT(read(sv[1], k, sizeof k), 5);
+	EXPECT(memcmp(k, "\0\0\0\1K", 5) == 0);
+	/* the next session takes it: same socket, nothing negotiated again */
+	s = gate_milter_session_new(&set, "t", NULL, NULL);
+	EXPECT_INT(gm_pool_take(s, 0, &s->m[0]), 0);
+	EXPECT_INT(s->m[0].c.fd, sv[0]);
+	EXPECT_INT(s->m[0].c.version, 6);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	/* not reusable (e.g. the milter answered accept at EOM): QUIT, closed */
+	s->m[0].state = GS_ENVELOPE;
+	gate_milter_session_free(s);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	EXPECT_INT(read(sv[1], k, sizeof k), 5);
+	EXPECT_INT(k[4], 'Q');
+	EXPECT_INT(read(sv[1], k, sizeof k), 0);	/* closed */
+	close(sv[1]);
+	/* a parked connection the milter wrote to (or closed) is dropped */
+	EXPECT_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	gate_milter_session_free(pool_session(&set, sv[0]));
+	EXPECT_INT(set.pool->nidle[0], 1);
+	close(sv[1]);
+	s = gate_milter_session_new(&set, "t", NULL, NULL);
+	EXPECT_INT(gm_pool_take(s, 0, &s->m[0]), -1);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	gate_milter_session_free(s);
+	/* protocol 2: never parked */
+	EXPECT_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	s = pool_session(&set, sv[0]);
+	s->m[0].c.version = 2;
+	gate_milter_session_free(s);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	close(sv[1]);
+	gm_pool_free(set.pool);
+}
+
 int
 main(void)
 {
@@ -475,5 +542,6 @@ main(void)
 	RUN(body_replacement);
 	RUN(no_milters);
 	RUN(unreachable_default_action);
+	RUN(pool_reuse);
 	return unit_done();
 }
