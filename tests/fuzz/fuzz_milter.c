@@ -7,8 +7,9 @@
  * header, replace body, change sender, add/delete recipient, quarantine),
  * `y` replies, progress, garbage — through the public calls the gate makes
  * (gate_milter_connect ... gate_milter_message, msg_write, abort, a second
- * transaction, session_free). Also the `y` reply and header validators on
- * the raw bytes.
+ * transaction, session_free), then a second session on the connection the
+ * first parked in the pool (QUIT_NC), or on a new one. Also the `y` reply
+ * and header validators on the raw bytes.
  *
  * No milter process and no system call per packet: in the protocol files
  * included below only (gate_milter.c, _wire.c with the socket calls,
@@ -48,6 +49,11 @@ fuzz_m_poll(struct pollfd *pfd, nfds_t n, int timeout)
 {
 	if (n != 1 || pfd->fd != fz_mfd)
 		return poll(pfd, n, timeout);
+	if (timeout == 0) {
+		/* the pool's check of a parked connection: alive and quiet */
+		pfd->revents = 0;
+		return 0;
+	}
 	pfd->revents = pfd->events & (POLLIN | POLLOUT);
 	return 1;
 }
@@ -220,15 +226,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons(40000);
 	sin->sin_addr.s_addr = htonl(0xc0000201);
-	if ((s = gate_milter_session_new(&set, "fuzz", fuzz_macro, NULL)) == NULL)
+	if ((set.pool = gm_pool_new(1)) == NULL)
 		abort();
-	v = gate_milter_connect(s, NULL, &peer, reply, sizeof reply);
-	fuzz_check_reply(v, reply);
-	v = gate_milter_helo(s, "client.example.test", reply, sizeof reply);
-	fuzz_check_reply(v, reply);
-	fuzz_transaction(s, reply);
-	fuzz_transaction(s, reply);
-	gate_milter_session_free(s);
+	for (int session = 0; session < 2; session++) {
+		if ((s = gate_milter_session_new(&set, "fuzz", fuzz_macro, NULL)) == NULL)
+			abort();
+		v = gate_milter_connect(s, NULL, &peer, reply, sizeof reply);
+		fuzz_check_reply(v, reply);
+		v = gate_milter_helo(s, "client.example.test", reply, sizeof reply);
+		fuzz_check_reply(v, reply);
+		fuzz_transaction(s, reply);
+		if (session == 0)
+			fuzz_transaction(s, reply);
+		gate_milter_session_free(s);
+	}
+	gm_pool_free(set.pool);
 	fz_mfd = -1;
 	return 0;
 }
