@@ -107,6 +107,21 @@
  * gate_milter_msg_lines() into the same forward() that streams today,
  * after replaying the transaction when add_rcpt/del_rcpt/new_from are set.
  *
+ * Connection reuse: a set made by gate_milter_config() has a pool of idle
+ * milter connections (at most GM_POOL_MAX per milter, in each process: a
+ * worker fills its own after fork; the master, which runs no session,
+ * keeps it empty). gate_milter_session_free() parks a milter's connection
+ * there with SMFIC_QUIT_NC ('K', protocol 6) instead of QUIT when it can be
+ * reused: protocol version 6, and the last exchange was an end of message
+ * answered `continue` (libmilter accepts 'K' only in that state).
+ * gate_milter_connect() takes a parked connection before opening a new one
+ * (no connect, no option negotiation: the values negotiated then hold) and
+ * drops, never reuses, one that is readable or closed, idle longer than
+ * GM_POOL_IDLE_MS, or that fails at its first CONNECT exchange (then a new
+ * connection is opened for the session at once). gate_milter_set_free()
+ * closes what is parked (closing is how a parked connection ends: after
+ * QUIT_NC a milter waits for CONNECT only; a worker's exit does the same).
+ *
  * Ownership: the session owns its sockets and buffers; strings in msg are
  * owned by msg and freed by gate_milter_msg_free(). `reply` buffers are the
  * caller's (GATE_MILTER_REPLY_MAX is enough). No function exits or aborts
@@ -145,6 +160,8 @@ struct gate_milter_conf {
 	void			(*observe)(size_t idx, int verdict, long long ms);	/* metrics, or NULL */
 };
 
+struct gate_milter_pool;
+
 struct gate_milter_set {
 	struct gate_milter_conf	*v;
 	size_t			 n;
@@ -152,6 +169,9 @@ struct gate_milter_set {
 						   added/changed headers of one milter
 						   (default 64M; the gate sets its
 						   message_size_limit) */
+	struct gate_milter_pool	*pool;		/* idle connections kept between
+						   sessions (gate_milter_config
+						   makes it; NULL: none kept) */
 };
 
 /* Take the milter keys out of `c` (conf_take) and fill `out`; an empty or

@@ -1,8 +1,8 @@
 /*
  * gate_milter_conf — the gate.conf keys of the milter client: `milters`,
  * milter_default_action and the timeouts, with per-milter indexed
- * overrides (see gate_milter.h). Split from gate_milter.c; the protocol
- * lives there, the message and the spool in gate_milter_msg.c.
+ * overrides (see gate_milter.h). The protocol lives in gate_milter.c,
+ * _wire.c, _stage.c and _mods.c, the message and the spool in _msg.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +96,8 @@ gate_milter_set_free(struct gate_milter_set *set)
 	for (size_t i = 0; i < set->n; i++)
 		free(set->v[i].spec);
 	free(set->v);
+	gm_pool_free(set->pool);
+	set->pool = NULL;
 	set->v = NULL;
 	set->n = 0;
 }
@@ -230,6 +232,10 @@ gate_milter_config(struct conf *c, struct gate_milter_set *out, char *err,
 			if (gm_opt_apply(c, e, o, &out->v[j], err, errlen) != 0)
 				goto fail;
 		}
+	}
+	if (out->n && (out->pool = gm_pool_new(out->n)) == NULL) {
+		conf_error(err, errlen, c, list->line, "out of memory");
+		goto fail;
 	}
 	return 0;
 fail:

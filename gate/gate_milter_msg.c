@@ -2,8 +2,8 @@
  * gate_milter_msg — the message as milters see it: the header section
  * parsed into name/value pairs, the body left in the spool, writing the
  * (modified) message back out as CRLF lines, and the spool itself (memory
- * up to a bound, then a temp file). See gate_milter.h. The protocol lives
- * in gate_milter.c, the configuration in gate_milter_conf.c.
+ * up to a bound, then a temp file). See gate_milter.h; the file map is in
+ * gate_milter_int.h.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -71,16 +71,8 @@ mdns_done(void *arg, enum policy_dns_status status, const unsigned char *abuf,
 	struct mdns_query *q = arg;
 
 	q->done = 1;
-	q->status = status;
-	q->len = 0;
-	if (status == DNS_OK) {
-		if (abuf == NULL || alen <= 0 || (size_t)alen > q->cap)
-			q->status = DNS_BAD;
-		else {
-			memcpy(q->buf, abuf, (size_t)alen);
-			q->len = (size_t)alen;
-		}
-	} else if (status == DNS_NXDOMAIN || status == DNS_NODATA)
+	q->status = policy_dns_copy_answer(status, abuf, alen, q->buf, q->cap, &q->len);
+	if (status == DNS_NXDOMAIN || status == DNS_NODATA)
 		q->len = mdns_empty_answer(q->name, status == DNS_NXDOMAIN ? 3 : 0, q->buf,
 		    q->cap);
 }

@@ -286,15 +286,21 @@ sync_cb(void *arg, enum policy_dns_status status, const unsigned char *abuf,
 	struct sync_query *q = arg;
 
 	q->done = 1;
-	q->status = status;
+	q->status = policy_dns_copy_answer(status, abuf, alen, q->buf, q->cap, &q->len);
+}
+
+enum policy_dns_status
+policy_dns_copy_answer(enum policy_dns_status status, const unsigned char *abuf,
+    int alen, unsigned char *buf, size_t cap, size_t *len)
+{
+	*len = 0;
 	if (status != DNS_OK)
-		return;
-	if ((size_t)alen > q->cap) {
-		q->status = DNS_BAD;
-		return;
-	}
-	memcpy(q->buf, abuf, (size_t)alen);
-	q->len = (size_t)alen;
+		return status;
+	if (abuf == NULL || alen <= 0 || (size_t)alen > cap)
+		return DNS_BAD;
+	memcpy(buf, abuf, (size_t)alen);
+	*len = (size_t)alen;
+	return DNS_OK;
 }
 
 enum policy_dns_status

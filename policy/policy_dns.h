@@ -103,5 +103,11 @@ int  policy_dns_name(const struct policy_dns_rr *rr, const unsigned char *at,
 int  policy_dns_txt(const unsigned char *rdata, unsigned rdlen, char *out,
 	    size_t cap);
 const char *policy_dns_status_name(enum policy_dns_status s);
+/* For a policy_dns_cb that keeps the answer: copy a DNS_OK answer into buf
+ * (cap bytes), *len its length; DNS_BAD if it is missing or does not fit;
+ * any other status is returned as it is, with *len = 0. */
+enum policy_dns_status policy_dns_copy_answer(enum policy_dns_status status,
+	    const unsigned char *abuf, int alen, unsigned char *buf, size_t cap,
+	    size_t *len);
 
 #endif

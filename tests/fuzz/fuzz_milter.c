@@ -1,19 +1,22 @@
 /*
  * fuzz_milter — libFuzzer target for the gate's milter client
- * (gate/gate_milter.c, gate_milter_msg.c): the input is everything one
- * milter answers during a whole session — option negotiation, the replies
+ * (gate/gate_milter*.c): the input is everything one milter answers
+ * during a whole session — option negotiation, the replies
  * to connect, HELO, MAIL, two RCPTs, DATA, the headers, end of headers,
  * body and end of message with its modifications (add/insert/change/delete
  * header, replace body, change sender, add/delete recipient, quarantine),
  * `y` replies, progress, garbage — through the public calls the gate makes
  * (gate_milter_connect ... gate_milter_message, msg_write, abort, a second
- * transaction, session_free). Also the `y` reply and header validators on
- * the raw bytes.
+ * transaction, session_free), then a second session on the connection the
+ * first parked in the pool (QUIT_NC), or on a new one. Also the `y` reply
+ * and header validators on the raw bytes.
  *
- * No milter process and no system call per packet: in gate_milter.c only
- * (macros in this file), connect() on its AF_UNIX socket succeeds at once,
- * and poll/recv/send on that socket read the input and discard what the
- * client writes; tmpfile() (a replaced body) is an fmemopen() buffer.
+ * No milter process and no system call per packet: in the protocol files
+ * included below only (gate_milter.c, _wire.c with the socket calls,
+ * _stage.c, _mods.c with tmpfile(); macros in this file; _msg.c and
+ * _conf.c come from the archive untouched), connect() on its AF_UNIX
+ * socket succeeds at once, and poll/recv/send on that socket read the
+ * input and discard what the client writes; tmpfile() (a replaced body) is an fmemopen() buffer.
  * Contract checked: no crash, leak or hang; every reply for a refusal is a
  * NUL-terminated 4xx/5xx line without CR or LF; the message written after
  * the modifications has CRLF line ends only (no bare CR or LF), and the
@@ -46,6 +49,11 @@ fuzz_m_poll(struct pollfd *pfd, nfds_t n, int timeout)
 {
 	if (n != 1 || pfd->fd != fz_mfd)
 		return poll(pfd, n, timeout);
+	if (timeout == 0) {
+		/* the pool's check of a parked connection: alive and quiet */
+		pfd->revents = 0;
+		return 0;
+	}
 	pfd->revents = pfd->events & (POLLIN | POLLOUT);
 	return 1;
 }
@@ -82,6 +90,9 @@ fuzz_m_tmpfile(void)
 #define send fuzz_m_send
 #define tmpfile fuzz_m_tmpfile
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_wire.c"
+#include "../../gate/gate_milter_stage.c"
+#include "../../gate/gate_milter_mods.c"
 #undef tmpfile
 #undef send
 #undef recv
@@ -186,7 +197,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gate_milter_conf conf = { .spec = (char *)"unix:/fuzz", .family = AF_UNIX,
 		.path = "/fuzz", .default_action = GMD_TEMPFAIL, .connect_timeout = 1,
 		.command_timeout = 2, .eom_timeout = 2 };
-	struct gate_milter_set set = { &conf, 1, 1 << 16 };
+	struct gate_milter_set set = { &conf, 1, 1 << 16, NULL };
 	struct gate_milter_session *s;
 	struct sockaddr_storage peer;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&peer;
@@ -215,15 +226,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons(40000);
 	sin->sin_addr.s_addr = htonl(0xc0000201);
-	if ((s = gate_milter_session_new(&set, "fuzz", fuzz_macro, NULL)) == NULL)
+	if ((set.pool = gm_pool_new(1)) == NULL)
 		abort();
-	v = gate_milter_connect(s, NULL, &peer, reply, sizeof reply);
-	fuzz_check_reply(v, reply);
-	v = gate_milter_helo(s, "client.example.test", reply, sizeof reply);
-	fuzz_check_reply(v, reply);
-	fuzz_transaction(s, reply);
-	fuzz_transaction(s, reply);
-	gate_milter_session_free(s);
+	for (int session = 0; session < 2; session++) {
+		if ((s = gate_milter_session_new(&set, "fuzz", fuzz_macro, NULL)) == NULL)
+			abort();
+		v = gate_milter_connect(s, NULL, &peer, reply, sizeof reply);
+		fuzz_check_reply(v, reply);
+		v = gate_milter_helo(s, "client.example.test", reply, sizeof reply);
+		fuzz_check_reply(v, reply);
+		fuzz_transaction(s, reply);
+		if (session == 0)
+			fuzz_transaction(s, reply);
+		gate_milter_session_free(s);
+	}
+	gm_pool_free(set.pool);
 	fz_mfd = -1;
 	return 0;
 }

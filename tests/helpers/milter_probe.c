@@ -1,6 +1,6 @@
 /*
  * milter_probe — plays one SMTP session's stages against one or more
- * milters through the gate's milter client (gate/gate_milter.c, compiled in
+ * milters through the gate's milter client (gate/gate_milter*.c, compiled in
  * here), prints each stage's verdict and the modified message. Integration
  * scripts test the client against real milters with it.
  *
@@ -32,6 +32,9 @@
 #include <arpa/inet.h>
 
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_wire.c"
+#include "../../gate/gate_milter_stage.c"
+#include "../../gate/gate_milter_mods.c"
 #include "../../gate/gate_milter_conf.c"
 #include "../../gate/gate_milter_msg.c"
 

@@ -1,6 +1,6 @@
 /*
  * test_milter_proto — unit tests for the gate's milter client
- * (gate/gate_milter.c, included to reach its static functions): packet
+ * (gate/gate_milter*.c, included to reach their static functions): packet
  * framing over a socketpair, field extraction, validation of what a milter
  * sends (header names and values, `y` replies), endpoint and config
  * parsing, the message parser/writer and body-replacement normalisation.
@@ -8,6 +8,9 @@
  */
 #include "unit.h"
 #include "../../gate/gate_milter.c"
+#include "../../gate/gate_milter_wire.c"
+#include "../../gate/gate_milter_stage.c"
+#include "../../gate/gate_milter_mods.c"
 #include "../../gate/gate_milter_conf.c"
 #include "../../gate/gate_milter_msg.c"
 
@@ -23,7 +26,7 @@ put_packet(int fd, uint32_t len, const char *bytes, size_t n)
 static const char *
 read_one(int fd, unsigned char *cmd, size_t *len, unsigned char *buf, size_t max)
 {
-	return gm_read_packet(fd, gm_now_ms() + 500, buf, max, cmd, len);
+	return gm_read_packet(fd, NULL, 0, gm_now_ms() + 500, buf, max, cmd, len);
 }
 
 TEST(packet_ok)
@@ -419,7 +422,7 @@ TEST(body_replacement)
 
 TEST(no_milters)
 {
-	struct gate_milter_set set = { NULL, 0, 0 };
+	struct gate_milter_set set = { NULL, 0, 0, NULL };
 	struct gate_milter_session *s = gate_milter_session_new(&set, "t", NULL, NULL);
 	char reply[GATE_MILTER_REPLY_MAX];
 
@@ -436,7 +439,7 @@ TEST(unreachable_default_action)
 	struct gate_milter_conf c = { .spec = (char *)"inet:127.0.0.1:1", .family = AF_INET,
 		.default_action = GMD_REJECT, .connect_timeout = 1, .command_timeout = 1,
 		.eom_timeout = 1 };
-	struct gate_milter_set set = { &c, 1, 1 << 20 };
+	struct gate_milter_set set = { &c, 1, 1 << 20, NULL };
 	struct gate_milter_session *s;
 	char reply[GATE_MILTER_REPLY_MAX];
 
@@ -456,6 +459,73 @@ TEST(unreachable_default_action)
 	gate_milter_session_free(s);
 }
 
+/* A session's milter 0 holding one end of a socketpair, as after an EOM
+ * answered `continue` on a protocol 6 connection. */
+static struct gate_milter_session *
+pool_session(struct gate_milter_set *set, int fd)
+{
+	struct gate_milter_session *s = gate_milter_session_new(set, "t", NULL, NULL);
+
+	if (s == NULL)
+		FAILF("out of memory");
+	s->m[0].c.fd = fd;
+	s->m[0].c.version = 6;
+	s->m[0].state = GS_ENVELOPE;
+	s->m[0].reusable = 1;
+	return s;
+}
+
+TEST(pool_reuse)
+{
+	struct gate_milter_conf c = { .spec = (char *)"unix:/x", .family = AF_UNIX,
+		.default_action = GMD_TEMPFAIL, .connect_timeout = 1, .command_timeout = 1,
+		.eom_timeout = 1 };
+	struct gate_milter_set set = { &c, 1, 1 << 20, gm_pool_new(1) };
+	struct gate_milter_session *s;
+	unsigned char k[5];
+	int sv[2];
+
+	EXPECT(set.pool != NULL);
+	EXPECT_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* session end: QUIT_NC, the connection parked */
+	s = pool_session(&set, sv[0]);
+	gate_milter_session_free(s);
+	EXPECT_INT(set.pool->nidle[0], 1);
+	EXPECT_INT(read(sv[1], k, sizeof k), 5);
+	EXPECT(memcmp(k, "\0\0\0\1K", 5) == 0);
+	/* the next session takes it: same socket, nothing negotiated again */
+	s = gate_milter_session_new(&set, "t", NULL, NULL);
+	EXPECT_INT(gm_pool_take(s, 0, &s->m[0]), 0);
+	EXPECT_INT(s->m[0].c.fd, sv[0]);
+	EXPECT_INT(s->m[0].c.version, 6);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	/* not reusable (e.g. the milter answered accept at EOM): QUIT, closed */
+	s->m[0].state = GS_ENVELOPE;
+	gate_milter_session_free(s);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	EXPECT_INT(read(sv[1], k, sizeof k), 5);
+	EXPECT_INT(k[4], 'Q');
+	EXPECT_INT(read(sv[1], k, sizeof k), 0);	/* closed */
+	close(sv[1]);
+	/* a parked connection the milter wrote to (or closed) is dropped */
+	EXPECT_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	gate_milter_session_free(pool_session(&set, sv[0]));
+	EXPECT_INT(set.pool->nidle[0], 1);
+	close(sv[1]);
+	s = gate_milter_session_new(&set, "t", NULL, NULL);
+	EXPECT_INT(gm_pool_take(s, 0, &s->m[0]), -1);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	gate_milter_session_free(s);
+	/* protocol 2: never parked */
+	EXPECT_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	s = pool_session(&set, sv[0]);
+	s->m[0].c.version = 2;
+	gate_milter_session_free(s);
+	EXPECT_INT(set.pool->nidle[0], 0);
+	close(sv[1]);
+	gm_pool_free(set.pool);
+}
+
 int
 main(void)
 {
@@ -472,5 +542,6 @@ main(void)
 	RUN(body_replacement);
 	RUN(no_milters);
 	RUN(unreachable_default_action);
+	RUN(pool_reuse);
 	return unit_done();
 }
