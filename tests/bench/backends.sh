@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
 D=$(mktemp -d /tmp/tailwart-bebench.XXXXXX)
 chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
-BE1_PORT=29201 BE2_PORT=29202 GI_PORT=29210 GJ_PORT=29211
+BE1_PORT=29201 BE2_PORT=29202 GI_PORT=29210 GJ_PORT=29211 P1_PORT=29203 P2_PORT=29204
 
 cleanup() {
 	for f in "$D"/*.pid; do
@@ -31,8 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-start_backend() { # start_backend DIR PORT: PROXY v2 Postfix that discards
+start_backend() { # start_backend DIR PORT PLAIN: PROXY v2 Postfix that discards,
+	# and a plain smtpd on PLAIN for the control rows (k)/(l)
 	sh tests/peers/backend.sh start "$1" "$2" proxy >/dev/null
+	echo "127.0.0.1:$3 inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=" >>"$1/etc/master.cf"
 	postconf -c "$1/etc" -e 'virtual_transport = discard:' 'default_process_limit = 200' >/dev/null
 	postfix -c "$1/etc" reload >/dev/null 2>&1
 }
@@ -58,9 +60,9 @@ received() {
 
 echo "tailwart bench (backends): $MSGS messages x ${SIZE} B, $SESS sessions, best of $ROUNDS (ABBA); $(nproc) cores, $(uname -m)"
 
-start_backend "$D/be1" $BE1_PORT
-start_backend "$D/be2" $BE2_PORT
-for p in $BE1_PORT $BE2_PORT; do
+start_backend "$D/be1" $BE1_PORT $P1_PORT
+start_backend "$D/be2" $BE2_PORT $P2_PORT
+for p in $BE1_PORT $BE2_PORT $P1_PORT $P2_PORT; do
 	for _ in $(seq 1 50); do ss -Hltn | grep -q "127.0.0.1:$p " && break; sleep 0.1; done
 done
 gate_conf "$D/gi.conf" $GI_PORT "127.0.0.1:$BE1_PORT" proxy-v2
@@ -89,9 +91,30 @@ for k in $(seq 1 "$ROUNDS"); do
 	if [ $((k % 2)) -eq 1 ]; then irun; jrun; else jrun; irun; fi
 done
 
+# control: the same Postfix instances driven directly, one vs both (half
+# the sessions each, at once): what two backends on this machine can take
+# without any gate. On one small host two Postfix instances share the
+# cores and the disk, so l/k is the ceiling for j/i here.
+kk=0 ll=0
+for _ in $(seq 1 "$ROUNDS"); do
+	r=$(rate $P1_PORT); [ "$r" -gt "$kk" ] && kk=$r
+	t0=$(date +%s.%N)
+	"$SRC" -c -s $((SESS / 2)) -m $((MSGS / 2)) -l "$SIZE" -f bench@example.org -t user@example.test \
+		127.0.0.1:$P1_PORT >"$D/p1.out" 2>&1 &
+	p1=$!
+	"$SRC" -c -s $((SESS / 2)) -m $((MSGS / 2)) -l "$SIZE" -f bench@example.org -t user@example.test \
+		127.0.0.1:$P2_PORT >"$D/p2.out" 2>&1
+	wait "$p1"	# not a bare wait: the gates run in the background too
+	t1=$(date +%s.%N)
+	r=$(echo "$MSGS $t0 $t1" | awk '{ printf "%.0f", $1 / ($3 - $2) }'); [ "$r" -gt "$ll" ] && ll=$r
+done
+
 printf '%-52s %8s msg/s\n' "(i) gate -> 1 Postfix backend" "$i"
 printf '%-52s %8s msg/s\n' "(j) gate -> 2 Postfix backends (round-robin)" "$j"
+printf '%-52s %8s msg/s\n' "(k) 1 Postfix directly (control)" "$kk"
+printf '%-52s %8s msg/s\n' "(l) 2 Postfix directly, half the sessions each" "$ll"
 echo "$i $j" | awk '{ printf "ratio j/i = %.2f (two backends vs one, %s / %s msg/s, target >= 0.95)\n", $2/$1, $2, $1 }'
+echo "$kk $ll $i $j" | awk '{ printf "ratio l/k = %.2f (the same two Postfix without the gate: this machine'"'"'s ceiling for j/i); (j/i)/(l/k) = %.2f\n", $2/$1, ($4/$3)/($2/$1) }'
 echo "(j) split over the backends: $s1 on 127.0.0.1:$BE1_PORT, $s2 on 127.0.0.1:$BE2_PORT" \
 	"(of $((MSGS * ROUNDS)) sent)"
 if [ "$s1" -eq 0 ] || [ "$s2" -eq 0 ]; then
