@@ -250,7 +250,8 @@ gate_backend_close(struct gate_session *s, int send_quit)
 	if (close(s->be.fd) != 0)
 		log_debug("%s backend close: %s", s->id, strerror(errno));
 	s->be.fd = -1;
-	s->be.mail_pending = s->be.mail_refused = 0;
+	s->be.mail_pending = 0;
+	s->be.mail_refusal.code = 0;
 	memset(&s->be.caps, 0, sizeof(s->be.caps));
 }
 
@@ -261,7 +262,8 @@ gate_backend_close(struct gate_session *s, int send_quit)
 int
 gate_backend_mail(struct gate_session *s, const char *cmd)
 {
-	s->be.mail_pending = s->be.mail_refused = 0;
+	s->be.mail_pending = 0;
+	s->be.mail_refusal.code = 0;
 	if (!s->be.caps.pipelining)
 		return gate_backend_relay(s, "%s", cmd);
 	snprintf(s->be.mail_cmd, sizeof(s->be.mail_cmd), "%s", cmd);
@@ -289,8 +291,7 @@ backend_mail_reply(struct gate_session *s, struct smtp_reply *r, enum smtp_rstat
 	log_info("%s refused stage=mail from=\"<%s>\" backend=%s reply=\"%s\"", s->id,
 	    log_q(s->mail_from), s->be.addr, log_quote(q, sizeof(q), r->text, r->len));
 	if (r->code != 421) {
-		s->be.mail_refused = 1;
-		s->be.mail_reply = *r;
+		s->be.mail_refusal = *r;
 	}
 	return 0;
 }
@@ -311,10 +312,10 @@ gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 		gate_reply(s, "500 5.5.2 Line too long");
 		return 500;
 	}
-	if (s->be.mail_refused) {	/* the backend refused the MAIL: its reply again */
-		if (io_write(&s->io, s->be.mail_reply.text, s->be.mail_reply.len) != 0)
+	if (s->be.mail_refusal.code != 0) {	/* the backend refused the MAIL: its reply again */
+		if (io_write(&s->io, s->be.mail_refusal.text, s->be.mail_refusal.len) != 0)
 			return -1;
-		return s->be.mail_reply.code;
+		return s->be.mail_refusal.code;
 	}
 	if (s->be.mail_pending && io_printf(&s->be.io, "%s\r\n", s->be.mail_cmd) != 0)
 		st = SMTP_R_ERROR;
@@ -352,9 +353,10 @@ void
 gate_backend_rset(struct gate_session *s)
 {
 	struct smtp_reply r;
-	int sent = !s->be.mail_pending && !s->be.mail_refused;
+	int sent = !s->be.mail_pending && s->be.mail_refusal.code == 0;
 
-	s->be.mail_pending = s->be.mail_refused = 0;
+	s->be.mail_pending = 0;
+	s->be.mail_refusal.code = 0;
 	if (s->be.fd < 0 || !sent)
 		return;		/* no transaction open at the backend: nothing to reset */
 	if (smtp_command(&s->be.io, &r, "RSET") != SMTP_R_OK || r.code != 250)

@@ -30,10 +30,10 @@ struct gate_backend {
 	char		 addr[300];	/* for logs */
 	int		 counted;	/* held on the backend board (least-sessions) */
 	/* MAIL held for the first RCPT when the backend pipelines (the two
-	 * go in one write); refused: its reply answers every RCPT */
+	 * go in one write); its refusal (code != 0) answers every RCPT */
 	char		 mail_cmd[SMTP_LINE_MAX];
-	int		 mail_pending, mail_refused;
-	struct smtp_reply mail_reply;
+	int		 mail_pending;
+	struct smtp_reply mail_refusal;
 };
 
 struct gate_session {
