@@ -5,6 +5,7 @@
 #
 #   gate_conf FILE PORT BACKEND HANDOFF [EXTRA]  a gate.conf (EXTRA: more lines)
 #   start_gate CONF PORT PIDFILE                 start it, wait for the port
+#                                                (under $GATE_WRAP, e.g. strace, if set)
 #   run PORT                                     seconds for MSGS messages
 #                                                (smtp-source; SRC_OPTS=-d: one
 #                                                connection per session, not per message)
@@ -37,8 +38,9 @@ ${5:-}
 CONF
 }
 
-start_gate() { # start_gate CONF PORT PIDFILE
-	"$B/tailwart-gate" -f -c "$1" 2>"$1.log" &
+start_gate() { # start_gate CONF PORT PIDFILE (GATE_WRAP: a command to run it under)
+	# shellcheck disable=SC2086
+	${GATE_WRAP:-} "$B/tailwart-gate" -f -c "$1" 2>"$1.log" &
 	echo $! >"$3"
 	for _ in $(seq 1 50); do
 		nc -z 127.0.0.1 "$2" 2>/dev/null && break

@@ -35,10 +35,7 @@ postfix -c "$D/be/etc" reload >/dev/null 2>&1
 # count BACKEND HANDOFF CLIENT -> "calls/msg (top calls)"
 count() {
 	gate_conf "$D/g.conf" $G_PORT "$1" "$2"
-	strace -f -c -S calls -o "$D/strace.txt" "$B/tailwart-gate" -f -c "$D/g.conf" 2>"$D/g.log" &
-	echo $! >"$D/g.pid"
-	for _ in $(seq 1 50); do nc -z 127.0.0.1 $G_PORT 2>/dev/null && break; sleep 0.1; done
-	sleep 1
+	GATE_WRAP="strace -f -c -S calls -o $D/strace.txt" start_gate "$D/g.conf" $G_PORT "$D/g.pid"
 	if [ "$3" = pipe ]; then
 		"$B/tests/pipe_source" -s 1 -m "$N" -l "$SIZE" -T 120 -f bench@example.org \
 			-t user@example.test 127.0.0.1:$G_PORT >"$D/src.out" 2>&1
@@ -50,8 +47,8 @@ count() {
 	kill "$(cat "$D/g.conf.pidfile")"	# the gate; strace ends with it
 	wait "$(cat "$D/g.pid")" 2>/dev/null || true
 	rm -f "$D/g.pid" "$D/g.conf.pidfile"
-	ok=$(grep -c ' accepted from=' "$D/g.log" || true)
-	[ "$ok" -eq "$N" ] || { echo "syscalls: $ok of $N accepted" >&2; tail -n 3 "$D/g.log" >&2; }
+	ok=$(grep -c ' accepted from=' "$D/g.conf.log" || true)
+	[ "$ok" -eq "$N" ] || { echo "syscalls: $ok of $N accepted" >&2; tail -n 3 "$D/g.conf.log" >&2; }
 	awk -v n="$N" '$NF == "total" { t = $4 }
 		$1 ~ /^[0-9.]+$/ && $NF != "total" && $4 / n >= 0.5 {
 			top = top (top == "" ? "" : ", ") sprintf("%s %.1f", $NF, $4 / n) }
