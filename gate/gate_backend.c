@@ -32,7 +32,7 @@ backend_fail_open(struct gate_session *s, const char *what)
 	log_warn("%s backend=%s status=unavailable reason=\"%s\" reply=\"451 4.4.1\"",
 	    s->id, s->be.addr, what);
 	gate_metric_backend(s->be.fd < 0 ? GMB_CONNECT : strstr(what, "timeout") ? GMB_TIMEOUT : GMB_PROTOCOL);
-	gate_reply(s, "451 4.4.1 Service temporarily unavailable, try again later");
+	smtpd_reply(&s->e, "451 4.4.1 Service temporarily unavailable, try again later");
 	gate_backend_close(s, 0);
 	return -1;
 }
@@ -46,10 +46,10 @@ backend_refused_helo(struct gate_session *s, const struct smtp_reply *r)
 	char q[300], h[300];
 
 	log_info("%s refused stage=mail reason=backend-helo helo=\"%s\" backend=%s reply=\"%s\"",
-	    s->id, log_quote(h, sizeof(h), s->helo, strlen(s->helo)), s->be.addr,
+	    s->id, log_quote(h, sizeof(h), s->e.helo, strlen(s->e.helo)), s->be.addr,
 	    log_quote(q, sizeof(q), r->text, r->len));
-	(void)io_write(&s->io, r->text, r->len);
-	gate_error(s);
+	(void)gate_backend_pass(s, r);
+	smtpd_error(&s->e);
 	gate_backend_close(s, 1);
 	return -1;
 }
@@ -63,10 +63,10 @@ send_proxy_header(struct gate_session *s)
 
 	memset(&pi, 0, sizeof(pi));
 	gate_inproxy_pair(&pi, &s->peer, &s->local);
-	if (s->tls) {
+	if (s->e.tls) {
 		pi.ssl = 1;
-		snprintf(pi.ssl_version, sizeof(pi.ssl_version), "%s", s->tls_version);
-		snprintf(pi.ssl_cipher, sizeof(pi.ssl_cipher), "%s", s->tls_cipher);
+		snprintf(pi.ssl_version, sizeof(pi.ssl_version), "%s", s->e.tls_version);
+		snprintf(pi.ssl_cipher, sizeof(pi.ssl_cipher), "%s", s->e.tls_cipher);
 	}
 	snprintf(pi.unique_id, sizeof(pi.unique_id), "%s", s->id);
 	n = proxy_v2_encode(&pi, hdr, sizeof(hdr));
@@ -82,7 +82,7 @@ send_proxy_header(struct gate_session *s)
 static enum smtp_rstatus
 backend_ehlo(struct gate_session *s, struct smtp_reply *r)
 {
-	enum smtp_rstatus st = smtp_command(&s->be.io, r, "EHLO %s", s->helo);
+	enum smtp_rstatus st = smtp_command(&s->be.io, r, "EHLO %s", s->e.helo);
 
 	if (st == SMTP_R_OK && r->code == 250)
 		smtp_parse_caps(r, &s->be.caps);
@@ -118,7 +118,7 @@ xtext(const char *in, char *out, size_t outlen)
 static int
 xclient(struct gate_session *s, struct smtp_reply *r)
 {
-	char helo[sizeof(s->helo) * 3];
+	char helo[sizeof(s->e.helo) * 3];
 	char cmd[1200];
 	const char *a = s->be.caps.xclient_attrs;
 	int n;
@@ -135,8 +135,8 @@ xclient(struct gate_session *s, struct smtp_reply *r)
 		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " NAME=[UNAVAILABLE]");
 	if (strstr(a, " PROTO "))
 		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " PROTO=%s",
-		    s->esmtp ? "ESMTP" : "SMTP");
-	if (strstr(a, " HELO ") && xtext(s->helo, helo, sizeof(helo)) == 0)
+		    s->e.esmtp ? "ESMTP" : "SMTP");
+	if (strstr(a, " HELO ") && xtext(s->e.helo, helo, sizeof(helo)) == 0)
 		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " HELO=%s", helo);
 	if (n <= 0 || (size_t)n >= sizeof(cmd))
 		return -1;
@@ -268,7 +268,7 @@ gate_backend_mail(struct gate_session *s, const char *cmd)
 		return gate_backend_relay(s, "%s", cmd);
 	snprintf(s->be.mail_cmd, sizeof(s->be.mail_cmd), "%s", cmd);
 	s->be.mail_pending = 1;
-	gate_reply(s, "250 2.1.0 Ok");
+	smtpd_reply(&s->e, "250 2.1.0 Ok");
 	return 250;
 }
 
@@ -289,7 +289,7 @@ backend_mail_reply(struct gate_session *s, struct smtp_reply *r, enum smtp_rstat
 	if (r->code != 421 && (*st = smtp_read_reply(&s->be.io, &rr)) != SMTP_R_OK)
 		return -1;
 	log_info("%s refused stage=mail from=\"<%s>\" backend=%s reply=\"%s\"", s->id,
-	    log_q(s->mail_from), s->be.addr, log_quote(q, sizeof(q), r->text, r->len));
+	    log_q(s->e.mail_from), s->be.addr, log_quote(q, sizeof(q), r->text, r->len));
 	if (r->code != 421) {
 		s->be.mail_refusal = *r;
 	}
@@ -309,11 +309,11 @@ gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(cmd)) {
-		gate_reply(s, "500 5.5.2 Line too long");
+		smtpd_reply(&s->e, "500 5.5.2 Line too long");
 		return 500;
 	}
 	if (s->be.mail_refusal.code != 0) {	/* the backend refused the MAIL: its reply again */
-		if (io_write(&s->io, s->be.mail_refusal.text, s->be.mail_refusal.len) != 0)
+		if (gate_backend_pass(s, &s->be.mail_refusal) != 0)
 			return -1;
 		return s->be.mail_refusal.code;
 	}
@@ -329,22 +329,30 @@ gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 		    st == SMTP_R_TIMEOUT ? "timeout" : st == SMTP_R_BAD ? "bad-reply" : "closed");
 		gate_metric_backend(st == SMTP_R_TIMEOUT ? GMB_TIMEOUT : GMB_LOST);
 		gate_backend_close(s, 0);
-		gate_reply(s, "421 4.4.2 %s Backend connection lost, closing", s->cfg->hostname);
-		gate_enter_state(s, ST_QUIT);
+		smtpd_reply(&s->e, "421 4.4.2 %s Backend connection lost, closing", s->cfg->hostname);
+		smtpd_enter(&s->e, SMTPD_QUIT);
 		return -1;
 	}
-	gate_metric_reply(s, r.text, 3);
 	gate_metric_backend_reply(r.code);
-	if (io_write(&s->io, r.text, r.len) != 0)
+	if (gate_backend_pass(s, &r) != 0)
 		return -1;
 	if (r.code == 421) {
 		/* the backend is closing: so do we, with its words */
 		log_warn("%s backend=%s status=closing reply=\"421\"", s->id, s->be.addr);
 		gate_backend_close(s, 0);
-		gate_enter_state(s, ST_QUIT);
+		smtpd_enter(&s->e, SMTPD_QUIT);
 		return -1;
 	}
 	return r.code;
+}
+
+/* The backend's reply, all its lines, queued for the client as it is
+ * (after the engine's earlier replies: both go through the client's io). */
+int
+gate_backend_pass(struct gate_session *s, const struct smtp_reply *r)
+{
+	gate_metric_reply(s, r->text, 3);
+	return io_write(&s->e.io, r->text, r->len);
 }
 
 /* RSET toward the backend (a transaction to drop). A failure just drops

@@ -53,11 +53,11 @@ macro(void *ctx, const char *name)
 		return s->mbuf;
 	}
 	if (!strcmp(name, "{tls_version}"))
-		return s->tls ? s->tls_version : NULL;
+		return s->e.tls ? s->e.tls_version : NULL;
 	if (!strcmp(name, "{cipher}"))
-		return s->tls ? s->tls_cipher : NULL;
+		return s->e.tls ? s->e.tls_cipher : NULL;
 	if (!strcmp(name, "{mail_addr}"))
-		return s->mail_from;
+		return s->e.mail_from;
 	if (!strcmp(name, "{rcpt_addr}"))
 		return s->cur_rcpt;
 	if (!strcmp(name, "{mail_mailer}") || !strcmp(name, "{rcpt_mailer}"))
@@ -84,10 +84,10 @@ refuse(struct gate_session *s, const char *stage, enum gate_milter_verdict v, co
 	log_verdict(s, stage, v, reply);
 	if (v == GMV_CONTINUE || v == GMV_DISCARD)
 		return 0;
-	gate_reply(s, "%s", *reply ? reply : v == GMV_REJECT ? "550 5.7.1 Command rejected" :
+	smtpd_reply(&s->e, "%s", *reply ? reply : v == GMV_REJECT ? "550 5.7.1 Command rejected" :
 	    "451 4.7.1 Service unavailable - try again later");
 	if (v == GMV_SHUTDOWN)
-		gate_enter_state(s, ST_QUIT);
+		smtpd_enter(&s->e, SMTPD_QUIT);
 	return -1;
 }
 
@@ -109,12 +109,12 @@ gate_filter_open(struct gate_session *s)
 	log_verdict(s, "connect", v, reply);
 	if (v == GMV_CONTINUE || v == GMV_DISCARD)
 		return 0;
-	snprintf(s->milter_refusal, sizeof(s->milter_refusal), "%s", *reply ? reply :
+	snprintf(s->e.refusal, sizeof(s->e.refusal), "%s", *reply ? reply :
 	    v == GMV_REJECT ? "554 5.7.1 Service unavailable" :
 	    "421 4.7.0 Service unavailable - try again later");
-	gate_reply(s, "%s", s->milter_refusal);
+	smtpd_reply(&s->e, "%s", s->e.refusal);
 	if (v == GMV_SHUTDOWN)
-		gate_enter_state(s, ST_QUIT);
+		smtpd_enter(&s->e, SMTPD_QUIT);
 	return -1;
 }
 
@@ -126,14 +126,14 @@ gate_filter_helo(struct gate_session *s)
 
 	if (s->milters == NULL)
 		return 0;
-	v = gate_milter_helo(s->milters, s->helo, reply, sizeof(reply));
+	v = gate_milter_helo(s->milters, s->e.helo, reply, sizeof(reply));
 	if (v == GMV_CONTINUE || v == GMV_DISCARD)
 		return 0;
 	/* a refusal at HELO refuses the session, like one at connect */
-	snprintf(s->milter_refusal, sizeof(s->milter_refusal), "%s", *reply ? reply :
+	snprintf(s->e.refusal, sizeof(s->e.refusal), "%s", *reply ? reply :
 	    v == GMV_REJECT ? "550 5.7.1 Command rejected" :
 	    "451 4.7.1 Service unavailable - try again later");
-	return refuse(s, "helo", v, s->milter_refusal);
+	return refuse(s, "helo", v, s->e.refusal);
 }
 
 int
@@ -162,19 +162,34 @@ gate_filter_rcpt(struct gate_session *s, const char *addr)
 void
 gate_filter_close(struct gate_session *s)
 {
+	if (s->d.spooling)
+		gate_filter_data_drop(s, 1);
 	gate_milter_session_free(s->milters);
 	s->milters = NULL;
+	gate_rcpts_clear(s);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->rcpts_cap = 0;
+}
+
+void
+gate_filter_reset(struct gate_session *s)
+{
+	gate_rcpts_clear(s);
+	if (s->milters != NULL)
+		gate_milter_abort(s->milters);
 }
 
 int
 gate_rcpts_add(struct gate_session *s, const char *addr)
 {
+	size_t i = s->e.nrcpt;
 	char *d;
 
-	if (s->nrcpt > s->rcpts_cap) {
+	if (i >= s->rcpts_cap) {
 		size_t cap = s->rcpts_cap ? s->rcpts_cap * 2 : 8;
 		char **nv;
-		while (cap < s->nrcpt)
+		while (cap <= i)
 			cap *= 2;
 		nv = realloc(s->rcpts, cap * sizeof(*nv));
 		if (nv == NULL)
@@ -186,8 +201,8 @@ gate_rcpts_add(struct gate_session *s, const char *addr)
 	d = strdup(addr);
 	if (d == NULL)
 		return -1;
-	free(s->rcpts[s->nrcpt - 1]);
-	s->rcpts[s->nrcpt - 1] = d;
+	free(s->rcpts[i]);
+	s->rcpts[i] = d;
 	return 0;
 }
 
@@ -221,6 +236,15 @@ bare(const char *a, char *buf, size_t len)
 	return buf;
 }
 
+/* The backend went away while the envelope was replayed. */
+static int
+replay_lost(struct gate_session *s)
+{
+	gate_backend_close(s, 0);
+	smtpd_reply(&s->e, "451 4.4.2 Backend connection lost, message not accepted");
+	return -1;
+}
+
 /* The milters changed the envelope: reset the backend transaction and
  * replay it with the new sender and recipients. 0, or -1 (client told). */
 static int
@@ -234,22 +258,19 @@ replay(struct gate_session *s, const struct gate_milter_msg *m)
 	if (m->new_from != NULL)
 		(void)bare(m->new_from, from, sizeof(from));
 	else
-		snprintf(from, sizeof(from), "%s", s->mail_from);
+		snprintf(from, sizeof(from), "%s", s->e.mail_from);
 	gate_backend_rset(s);
 	if (s->be.fd < 0 && gate_backend_open(s) != 0)
 		return -1;
-	if (smtp_command(&s->be.io, &r, "MAIL FROM:<%s>%s", from, s->mail_params) != SMTP_R_OK) {
-		gate_backend_close(s, 0);
-		gate_reply(s, "451 4.4.2 Backend connection lost, message not accepted");
-		return -1;
-	}
+	if (smtp_command(&s->be.io, &r, "MAIL FROM:<%s>%s", from, s->mail_params) != SMTP_R_OK)
+		return replay_lost(s);
 	if (r.code / 100 != 2) {
-		(void)io_write(&s->io, r.text, r.len);
+		(void)gate_backend_pass(s, &r);
 		return -1;
 	}
-	snprintf(s->mail_from, sizeof(s->mail_from), "%s", from);
+	snprintf(s->e.mail_from, sizeof(s->e.mail_from), "%s", from);
 	for (size_t pass = 0; pass < 2; pass++) {
-		size_t n = pass == 0 ? s->nrcpt : m->nadd_rcpt;
+		size_t n = pass == 0 ? s->e.nrcpt : m->nadd_rcpt;
 		for (size_t i = 0; i < n; i++) {
 			const char *rc = pass == 0 ? s->rcpts[i] : bare(m->add_rcpt[i], a, sizeof(a));
 			int deleted = 0;
@@ -260,11 +281,8 @@ replay(struct gate_session *s, const struct gate_milter_msg *m)
 					deleted = 1;
 			if (deleted)
 				continue;
-			if (smtp_command(&s->be.io, &r, "RCPT TO:<%s>", rc) != SMTP_R_OK) {
-				gate_backend_close(s, 0);
-				gate_reply(s, "451 4.4.2 Backend connection lost, message not accepted");
-				return -1;
-			}
+			if (smtp_command(&s->be.io, &r, "RCPT TO:<%s>", rc) != SMTP_R_OK)
+				return replay_lost(s);
 			last = r.code;
 			if (r.code / 100 == 2)
 				accepted++;
@@ -275,105 +293,127 @@ replay(struct gate_session *s, const struct gate_milter_msg *m)
 	log_info("%s milter envelope changed from=\"<%s>\" added=%zu deleted=%zu accepted=%u",
 	    s->id, log_q(from), m->nadd_rcpt, m->ndel_rcpt, accepted);
 	if (accepted == 0) {
-		gate_reply(s, "%d 5.5.1 No valid recipients after filtering", last / 100 == 4 ? 451 : 554);
+		smtpd_reply(&s->e, "%d 5.5.1 No valid recipients after filtering",
+		    last / 100 == 4 ? 451 : 554);
 		return -1;
 	}
-	s->nrcpt = accepted;
+	s->e.nrcpt = accepted;
 	return 0;
 }
 
-struct line_ctx {
-	struct gate_session	*s;
-	struct gate_data	*d;
-};
-
-static int
-line_cb(void *arg, const char *p, size_t n, int bol)
+int
+gate_filter_active(const struct gate_session *s)
 {
-	struct line_ctx *lc = arg;
-
-	gate_data_forward(lc->s, lc->d, p, n, bol);
-	return lc->d->be_failed ? 1 : 0;
+	return s->milters != NULL && gate_milter_count(s->milters) > 0;
 }
 
-void
-gate_filter_data(struct gate_session *s)
+/* DATA with milters: their DATA stage, then our own 354 and a spool. On
+ * REFUSE the backend transaction is reset (the engine ends ours). */
+enum smtpd_verdict
+gate_filter_data_begin(struct gate_session *s)
 {
 	char reply[GATE_MILTER_REPLY_MAX] = "";
-	struct gate_milter_spool sp;
-	struct gate_milter_msg msg;
-	struct gate_data d;
 	enum gate_milter_verdict v;
-	const char *why = NULL;
-	FILE *f;
 
 	v = gate_milter_data(s->milters, reply, sizeof(reply));
 	if (refuse(s, "data", v, reply) != 0) {
 		gate_backend_rset(s);
-		gate_data_end_transaction(s);
-		return;
+		return SMTPD_REFUSE;
 	}
-	memset(&d, 0, sizeof(d));
-	memset(&msg, 0, sizeof(msg));
-	if (gate_milter_spool_init(&sp, GATE_FILTER_SPOOL_MEM) != 0) {
-		gate_reply(s, "451 4.3.0 Cannot spool the message, try again later");
+	if (gate_milter_spool_init(&s->d.spool, GATE_FILTER_SPOOL_MEM) != 0) {
+		smtpd_reply(&s->e, "451 4.3.0 Cannot spool the message, try again later");
 		gate_backend_rset(s);
-		gate_data_end_transaction(s);
-		return;
+		return SMTPD_REFUSE;
 	}
-	d.spool = &sp;
-	gate_reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	if (gate_data_read(s, &d) != 0) {
-		gate_milter_spool_free(&sp);
+	s->d.spooling = 1;
+	smtpd_reply(&s->e, "%s", SMTPD_354);
+	return SMTPD_ACCEPT;
+}
+
+void
+gate_filter_data_write(struct gate_session *s, const char *p, size_t n)
+{
+	if (!s->d.spool_failed && gate_milter_spool_write(&s->d.spool, p, n) != 0)
+		s->d.spool_failed = 1;
+}
+
+void
+gate_filter_data_drop(struct gate_session *s, int lost)
+{
+	if (s->d.spooling)
+		gate_milter_spool_free(&s->d.spool);
+	s->d.spooling = 0;
+	if (lost)
 		gate_backend_close(s, 0);
-		gate_enter_state(s, ST_QUIT);
-		return;
-	}
-	if (d.bad_cr || d.bad_lf || d.too_big) {
-		gate_data_refuse_bad(s, &d);
-		goto reset;
-	}
-	if (d.spool_failed || (f = gate_milter_spool_done(&sp)) == NULL ||
-	    gate_milter_msg_read(&msg, f, &why) != 0) {
+	else
+		gate_backend_rset(s);
+	gate_data_drop(s, 0);
+}
+
+static int
+line_cb(void *arg, const char *p, size_t n, int bol)
+{
+	struct gate_session *s = arg;
+
+	gate_data_forward(s, p, n, bol);
+	return s->d.be_failed ? 1 : 0;
+}
+
+/* The milters' verdict on the spooled message, applied. 0: send it to the
+ * backend; -1: the client got its reply (the backend transaction is to be
+ * reset). */
+static int
+judge(struct gate_session *s, struct gate_milter_msg *msg)
+{
+	char reply[GATE_MILTER_REPLY_MAX] = "";
+	enum gate_milter_verdict v;
+	const char *why = NULL;
+	FILE *f;
+
+	if (s->d.spool_failed || (f = gate_milter_spool_done(&s->d.spool)) == NULL ||
+	    gate_milter_msg_read(msg, f, &why) != 0) {
 		log_warn("%s milter spool error: %s", s->id, why ? why : "write failed");
-		gate_reply(s, "451 4.3.0 Cannot spool the message, try again later");
-		goto reset;
+		smtpd_reply(&s->e, "451 4.3.0 Cannot spool the message, try again later");
+		return -1;
 	}
-	v = gate_milter_message(s->milters, &msg, reply, sizeof(reply));
+	v = gate_milter_message(s->milters, msg, reply, sizeof(reply));
 	if (v == GMV_DISCARD) {
 		log_verdict(s, "eom", v, reply);
 		log_info("%s discarded from=\"<%s>\" rcpts=%u size=%zu reason=milter", s->id,
-		    log_q(s->mail_from), s->nrcpt, d.size);
-		gate_reply(s, "250 2.0.0 Ok: message discarded by a content filter");
-		goto reset;
+		    log_q(s->e.mail_from), s->e.nrcpt, s->e.size);
+		smtpd_reply(&s->e, "250 2.0.0 Ok: message discarded by a content filter");
+		return -1;
 	}
 	if (refuse(s, "eom", v, reply) != 0)
-		goto reset;
-	if (msg.quarantine != NULL)
-		log_info("%s milter quarantine reason=\"%s\"", s->id, log_q(msg.quarantine));
-	if ((msg.nadd_rcpt > 0 || msg.ndel_rcpt > 0 || msg.new_from != NULL) &&
-	    replay(s, &msg) != 0)
-		goto reset;
-	d.spool = NULL;
-	if (gate_data_begin(s, &d, 0) != 0)
-		goto out;
-	{
-		struct line_ctx lc = { s, &d };
-		if (gate_milter_msg_lines(&msg, line_cb, &lc) < 0 && !d.be_failed) {
+		return -1;
+	if (msg->quarantine != NULL)
+		log_info("%s milter quarantine reason=\"%s\"", s->id, log_q(msg->quarantine));
+	if ((msg->nadd_rcpt > 0 || msg->ndel_rcpt > 0 || msg->new_from != NULL) &&
+	    replay(s, msg) != 0)
+		return -1;
+	return 0;
+}
+
+/* The client ended the message: the milters judge it, then it goes to the
+ * backend (as modified), whose final reply is the client's. */
+void
+gate_filter_data_end(struct gate_session *s)
+{
+	struct gate_milter_msg msg;
+
+	memset(&msg, 0, sizeof(msg));
+	if (judge(s, &msg) != 0)
+		gate_backend_rset(s);
+	else if (gate_data_begin(s, 0) == 0) {
+		if (gate_milter_msg_lines(&msg, line_cb, s) < 0 && !s->d.be_failed) {
 			log_warn("%s milter spool read error", s->id);
 			gate_backend_close(s, 0);
-			gate_reply(s, "451 4.3.0 Cannot read the spooled message, try again later");
-			gate_data_end_transaction(s);
-			goto out;
-		}
+			smtpd_reply(&s->e, "451 4.3.0 Cannot read the spooled message, try again later");
+		} else
+			gate_data_finish(s);
 	}
-	gate_data_finish(s, &d);
-	goto out;
-reset:
-	gate_backend_rset(s);
-	gate_data_end_transaction(s);
-out:
 	gate_milter_msg_free(&msg);
-	gate_milter_spool_free(&sp);
-	free(d.chunk);
+	gate_milter_spool_free(&s->d.spool);
+	s->d.spooling = 0;
+	gate_data_drop(s, 0);
 }

@@ -435,16 +435,8 @@ gate_metric_command(struct gate_session *s, const char *line)
 }
 
 void
-gate_metric_session(const struct gate_session *s)
+gate_metric_session(enum gate_metric_outcome o)
 {
-	enum gate_metric_outcome o = (enum gate_metric_outcome)s->metric_outcome;
-
-	if (gm.m == NULL)
-		return;
-	if (s->refused)
-		o = GMO_REFUSED;
-	else if (o == GMO_NONE && s->state == ST_QUIT)
-		o = GMO_QUIT;
 	metrics_add(gm.m, F_SESSIONS, o, 0, 1);
 }
 

@@ -42,7 +42,7 @@ void gate_metric_screen_held(size_t n);
 void gate_metric_policy(const struct policy_result *r);
 void gate_metric_reply(struct gate_session *s, const char *reply, size_t len);
 void gate_metric_command(struct gate_session *s, const char *line);
-void gate_metric_session(const struct gate_session *s);
+void gate_metric_session(enum gate_metric_outcome o);
 void gate_metric_message(struct gate_session *s, int code);
 void gate_metric_handoff(long long t0_us);
 void gate_metric_backend(enum gate_metric_backend kind);

@@ -40,9 +40,9 @@ reply_result(struct gate_session *s, const struct policy_result *r, int def_code
 	char line[600];
 
 	if (policy_result_reply(r, line, sizeof(line)) == 0)
-		gate_reply(s, "%s", line);
+		smtpd_reply(&s->e, "%s", line);
 	else
-		gate_reply(s, "%d %s Policy refusal", def_code, def_enh);
+		smtpd_reply(&s->e, "%d %s Policy refusal", def_code, def_enh);
 }
 
 static int
@@ -135,7 +135,7 @@ gate_policy_mail(struct gate_session *s, const char *sender)
 		policy_result_init(&r, "spf");
 		if (dns == NULL)
 			return 0;
-		v = policy_spf_check(&pc->spf, dns, &s->peer, s->helo, sender, &r, &spf);
+		v = policy_spf_check(&pc->spf, dns, &s->peer, s->e.helo, sender, &r, &spf);
 		s->spf_result = (int)spf;
 		log_decision(s, "mail", &r);
 		if (refused(v)) {
@@ -170,7 +170,7 @@ gate_policy_rcpt(struct gate_session *s, const char *rcpt)
 	if (s->spf_result == (int)SPF_RES_PASS)
 		flags |= POLICY_GREY_SPF_PASS;
 	policy_result_init(&r, "greylist");
-	v = policy_grey_check(&pc->grey, s->rt->store, &s->peer, s->mail_from, rcpt, flags,
+	v = policy_grey_check(&pc->grey, s->rt->store, &s->peer, s->e.mail_from, rcpt, flags,
 	    time(NULL), &r);
 	log_decision(s, "rcpt", &r);
 	if (refused(v)) {
@@ -235,7 +235,7 @@ gate_policy_received_spf(const struct gate_session *s, char *buf, size_t len)
 	if (s->spf_result < 0)
 		return -1;
 	if (policy_spf_received((enum policy_spf_result)s->spf_result, s->cfg->hostname, &s->peer,
-	    s->helo, s->mail_from, buf, len - 2) != 0)
+	    s->e.helo, s->e.mail_from, buf, len - 2) != 0)
 		return -1;
 	n = strlen(buf);
 	if (n < 2 || buf[n - 2] != '\r') {

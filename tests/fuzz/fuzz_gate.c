@@ -1,8 +1,9 @@
 /*
  * fuzz_gate — libFuzzer target for the gate's SMTP session: the input is
- * what a client sends, byte for byte, over a socketpair (gate_session_run
- * from gate/gate_session.c, gate_data.c, gate_backend.c, lib/io.c,
- * lib/smtp.c, policy checks with an empty policy), until EOF.
+ * what a client sends, byte for byte, over a socketpair (gate_session_run:
+ * the engine lib/smtpd.c with the gate's hooks from gate/gate_session.c,
+ * gate_data.c, gate_backend.c; lib/io.c, lib/smtp.c, policy checks with an
+ * empty policy), until EOF.
  *
  * The backend is in-process and synchronous: gate_backend.c's net_connect()
  * and lib/io.c's read/write/send/poll are replaced, in this file only, by
