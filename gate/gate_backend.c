@@ -352,7 +352,11 @@ int
 gate_backend_pass(struct gate_session *s, const struct smtp_reply *r)
 {
 	gate_metric_reply(s, r->text, 3);
-	return io_write(&s->e.io, r->text, r->len);
+	if (io_write(&s->e.io, r->text, r->len) != 0) {
+		smtpd_enter(&s->e, SMTPD_QUIT);		/* as smtpd_reply does */
+		return -1;
+	}
+	return 0;
 }
 
 /* RSET toward the backend (a transaction to drop). A failure just drops
