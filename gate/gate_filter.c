@@ -91,6 +91,16 @@ refuse(struct gate_session *s, const char *stage, enum gate_milter_verdict v, co
 	return -1;
 }
 
+/* A milter refused the session: its reply (or def) answers every command
+ * from now on (the engine's e.refusal; a reply longer than that is cut). */
+static const char *
+refuse_session(struct gate_session *s, const char *reply, const char *def)
+{
+	snprintf(s->e.refusal, sizeof(s->e.refusal), "%.*s", (int)sizeof(s->e.refusal) - 1,
+	    *reply ? reply : def);
+	return s->e.refusal;
+}
+
 int
 gate_filter_open(struct gate_session *s)
 {
@@ -109,10 +119,8 @@ gate_filter_open(struct gate_session *s)
 	log_verdict(s, "connect", v, reply);
 	if (v == GMV_CONTINUE || v == GMV_DISCARD)
 		return 0;
-	snprintf(s->e.refusal, sizeof(s->e.refusal), "%s", *reply ? reply :
-	    v == GMV_REJECT ? "554 5.7.1 Service unavailable" :
-	    "421 4.7.0 Service unavailable - try again later");
-	smtpd_reply(&s->e, "%s", s->e.refusal);
+	smtpd_reply(&s->e, "%s", refuse_session(s, reply, v == GMV_REJECT ?
+	    "554 5.7.1 Service unavailable" : "421 4.7.0 Service unavailable - try again later"));
 	if (v == GMV_SHUTDOWN)
 		smtpd_enter(&s->e, SMTPD_QUIT);
 	return -1;
@@ -130,10 +138,8 @@ gate_filter_helo(struct gate_session *s)
 	if (v == GMV_CONTINUE || v == GMV_DISCARD)
 		return 0;
 	/* a refusal at HELO refuses the session, like one at connect */
-	snprintf(s->e.refusal, sizeof(s->e.refusal), "%s", *reply ? reply :
-	    v == GMV_REJECT ? "550 5.7.1 Command rejected" :
-	    "451 4.7.1 Service unavailable - try again later");
-	return refuse(s, "helo", v, s->e.refusal);
+	return refuse(s, "helo", v, refuse_session(s, reply, v == GMV_REJECT ?
+	    "550 5.7.1 Command rejected" : "451 4.7.1 Service unavailable - try again later"));
 }
 
 int
