@@ -3,8 +3,9 @@
  * macros from the session, one call per SMTP stage with the verdict turned
  * into the reply at the right scope (connect/HELO: the session; MAIL: the
  * transaction; RCPT: that recipient; DATA and the message: the message),
- * and the DATA path with milters: the gate answers 354 itself, spools the
- * message (memory up to GATE_FILTER_SPOOL_MEM, then a temp file), lets the
+ * and the DATA path with milters (the session's data hooks choose it): the
+ * gate answers 354 itself, spools the message the engine hands over
+ * (memory up to GATE_FILTER_SPOOL_MEM, then a temp file), lets the
  * milters see and modify it, replays the backend transaction when they
  * changed the envelope, and only then streams the result to the backend,
  * whose final reply is the client's. A milter's discard is the one case
