@@ -7,7 +7,8 @@
  *
  * The calls point one way: gate_session.c (the engine's hooks) calls
  * gate_policy.c, gate_filter.c, gate_backend.c and gate_data.c; those call
- * each other only sideways (filter -> data -> backend) and reply to the
+ * each other only sideways and downward (filter -> data -> backend, filter
+ * -> backend, data -> policy for the Received-SPF line) and reply to the
  * client through lib/smtpd.h, never back into gate_session.c.
  */
 #ifndef GATE_SESSION_H
