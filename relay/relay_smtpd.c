@@ -127,12 +127,13 @@ hook_rcpt(void *ctx, const struct smtp_path *p)
 
 	for (size_t i = 0; i < p->nparams; i++) {
 		const char *k = p->params[i].key, *v = p->params[i].value;
-		if (strcmp(k, "NOTIFY") == 0 && v && s->e.esmtp && notify == 0) {
+		/* only after EHLO, and only these two (the engine checks) */
+		if (strcmp(k, "NOTIFY") == 0 && v && notify == 0) {
 			if (relay_dsn_notify_parse(v, &notify) != 0) {
 				reply(s, "501 5.5.4 Bad NOTIFY parameter");
 				return SMTPD_REFUSE;
 			}
-		} else if (strcmp(k, "ORCPT") == 0 && v && s->e.esmtp && orcpt == NULL) {
+		} else if (strcmp(k, "ORCPT") == 0 && v && orcpt == NULL) {
 			if (!relay_dsn_orcpt_ok(v)) {
 				reply(s, "501 5.5.4 Bad ORCPT parameter");
 				return SMTPD_REFUSE;
