@@ -138,8 +138,8 @@ auth_result(struct relay_session *s, const char *user, size_t ul, const char *pw
 		smtpd_enter(&s->e, SMTPD_QUIT);
 		return;
 	}
-	reply(s, "535 5.7.8 Authentication credentials invalid");
-	smtpd_error(&s->e);	/* a failure is a client error too */
+	/* a failure is a client error too (replied, then counted) */
+	smtpd_fail(&s->e, "535 5.7.8 Authentication credentials invalid");
 }
 
 /* The engine's auth hook: AUTH in SMTPD_HELO, the exchange on e.io. */
