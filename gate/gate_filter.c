@@ -93,12 +93,11 @@ refuse(struct gate_session *s, const char *stage, enum gate_milter_verdict v, co
 }
 
 /* A milter refused the session: its reply (or def) answers every command
- * from now on (the engine's e.refusal; a reply longer than that is cut). */
+ * from now on (the engine's e.refusal holds it). */
 static const char *
 refuse_session(struct gate_session *s, const char *reply, const char *def)
 {
-	snprintf(s->e.refusal, sizeof(s->e.refusal), "%.*s", (int)sizeof(s->e.refusal) - 1,
-	    *reply ? reply : def);
+	snprintf(s->e.refusal, sizeof(s->e.refusal), "%s", *reply ? reply : def);
 	return s->e.refusal;
 }
 

@@ -92,10 +92,9 @@ hook_mail(void *ctx, const struct smtp_path *p, const struct smtpd_mail *m)
 	int code;
 
 	if (s->cfg->helo_check == HELO_CHECK_FQDN && !helo_fqdn(s->e.helo)) {
-		smtpd_error(&s->e);
 		log_info("%s reject stage=mail reason=helo-not-fqdn helo=\"%s\" from=\"<%s>\" reply=\"550 5.5.2\"",
 		    s->id, log_q(s->e.helo), log_q(p->addr));
-		smtpd_reply(&s->e, "550 5.5.2 Helo command rejected: need a fully-qualified hostname");
+		smtpd_fail(&s->e, "550 5.5.2 Helo command rejected: need a fully-qualified hostname");
 		return SMTPD_REFUSE;
 	}
 	if (gate_policy_mail(s, p->addr) != 0)
