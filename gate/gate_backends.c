@@ -17,6 +17,7 @@
 
 #include "gate.h"
 #include "gate_backends.h"
+#include "gate_metrics.h"
 #include "log.h"
 
 #define LD(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
@@ -130,8 +131,8 @@ gate_backends_bind(struct gate_backend_board *b, struct gate_backend_list *l)
 }
 
 /* Open hand-offs per board slot, summed over the holders. */
-static void
-count_sessions(struct gate_backend_board *b, unsigned *cnt)
+void
+gate_backends_count(const struct gate_backend_board *b, unsigned *cnt)
 {
 	unsigned n = LD(&b->holders);
 
@@ -172,7 +173,7 @@ gate_backends_plan(struct gate_backend_board *b, const struct gate_backend_list 
 	}
 	if (b != NULL && r->policy == GBP_LEAST_SESSIONS) {
 		unsigned cnt[GATE_BACKENDS_MAX];
-		count_sessions(b, cnt);
+		gate_backends_count(b, cnt);
 		for (size_t j = 1; j < n; j++)	/* stable: ties keep the rotation */
 			for (size_t k = j; k > 0 && cnt[l->v[order[k]].slot] <
 			    cnt[l->v[order[k - 1]].slot]; k--) {
@@ -194,6 +195,7 @@ gate_backends_result(struct gate_backend_board *b, const struct gate_backend_add
 
 	if (b == NULL)
 		return;
+	gate_metric_backend_result(a->slot, ok);
 	st = &b->v[a->slot];
 	if (ok) {
 		if (LD(&st->fails) != 0)

@@ -78,5 +78,7 @@ void gate_backends_result(struct gate_backend_board *b, const struct gate_backen
  * child itself on close, or the master when it reaps the child). */
 void gate_backends_hold(struct gate_backend_board *b, unsigned h, unsigned slot);
 void gate_backends_release(struct gate_backend_board *b, unsigned h);
+/* Hand-offs open now per board slot (cnt: GATE_BACKENDS_MAX entries). */
+void gate_backends_count(const struct gate_backend_board *b, unsigned *cnt);
 
 #endif

@@ -45,11 +45,13 @@ enum {
 	F_CONN_ACCEPTED, F_CONN_REFUSED, F_SCREEN_HELD, F_SESSIONS, F_COMMANDS, F_MESSAGES,
 	F_POLICY, F_SPF, F_DNSBL, F_GREYLIST, F_RATE, F_HANDOFF, F_TXN, F_BACKEND,
 	F_MILTER, F_MILTER_LAT, F_TLS, F_WORKERS, F_GENERATION, F_RELOADS, F_STORE,
+	F_BE_UP, F_BE_OPEN, F_BE_TRIES,
 	F_COUNT
 };
 
 #define DYN_ZONE	1	/* dynamic set 0: DNSBL zones */
 #define DYN_MILTER	2	/* dynamic set 1: milters */
+#define DYN_BACKEND	3	/* dynamic set 2: backend addresses (board slots) */
 
 static const char *const v_refusal[GMR_COUNT] = {
 	"access", "rate", "concurrency", "dnsbl", "pregreet", "busy", "proxy_error", "full",
@@ -83,6 +85,7 @@ static const char *const v_mverdict[] = {
 static const char *const v_tls[] = {
 	"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other", "failed",
 };
+static const char *const v_try[] = { "ok", "failed" };
 static const char *const v_workers[] = { "busy", "idle", "max" };
 static const char *const v_reload[] = { "ok", "failed" };
 
@@ -149,6 +152,16 @@ static const struct metrics_family gate_families[F_COUNT] = {
 	[F_STORE] = { "tailwart_gate_store_errors_total",
 	    "Policy store (LMDB/Redis) errors met by a check.", METRICS_COUNTER,
 	    { METRICS_NOLABEL, METRICS_NOLABEL }, NULL, 0 },
+	[F_BE_UP] = { "tailwart_gate_backend_up",
+	    "1 while the backend address is used, 0 while it is skipped (back-off after failures).",
+	    METRICS_GAUGE, { METRICS_DYN("backend", DYN_BACKEND), METRICS_NOLABEL }, NULL, 0 },
+	[F_BE_OPEN] = { "tailwart_gate_backend_handoffs",
+	    "Client sessions handed off to the backend address now.",
+	    METRICS_GAUGE, { METRICS_DYN("backend", DYN_BACKEND), METRICS_NOLABEL }, NULL, 0 },
+	[F_BE_TRIES] = { "tailwart_gate_backend_connects_total",
+	    "Connections to the backend address (hand-offs, pass-through, health checks) by result: "
+	    "ok = banner 220, failed = no connection, no banner in time or another banner.",
+	    METRICS_COUNTER, { METRICS_DYN("backend", DYN_BACKEND), METRICS_LABEL("result", v_try) }, NULL, 0 },
 };
 
 struct gate_metrics {
@@ -264,6 +277,25 @@ gate_metrics_master_tick(const struct gate_runtime *rt, uid_t uid, gid_t gid)
 	metrics_set(gm.m, F_WORKERS, 0, 0, busy);
 	metrics_set(gm.m, F_WORKERS, 1, 0, idle);
 	metrics_set(gm.m, F_WORKERS, 2, 0, (int64_t)rt->cfg->workers_max);
+	if (rt->backends != NULL) {
+		unsigned open[GATE_BACKENDS_MAX];
+		gate_backends_count(rt->backends, open);
+		for (unsigned i = 0; i < METRICS_DYN_MAX && i < GATE_BACKENDS_MAX; i++) {
+			const struct gate_backend_state *st = &rt->backends->v[i];
+			metrics_dyn_name(gm.m, DYN_BACKEND - 1, i, st->key);
+			if (st->key[0] == '\0')
+				continue;
+			metrics_set(gm.m, F_BE_UP, i, 0,
+			    __atomic_load_n(&st->down, __ATOMIC_RELAXED) ? 0 : 1);
+			metrics_set(gm.m, F_BE_OPEN, i, 0, open[i]);
+		}
+	}
+}
+
+void
+gate_metric_backend_result(unsigned slot, int ok)
+{
+	metrics_add(gm.m, F_BE_TRIES, slot, ok ? 0 : 1, 1);
 }
 
 void

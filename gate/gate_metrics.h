@@ -47,6 +47,9 @@ void gate_metric_message(struct gate_session *s, int code);
 void gate_metric_handoff(long long t0_us);
 void gate_metric_backend(enum gate_metric_backend kind);
 void gate_metric_backend_reply(int code);
+/* One try of the backend on board slot `slot` (hand-off, pass-through or
+ * health check): ok 1 (connected, banner 220) or 0. */
+void gate_metric_backend_result(unsigned slot, int ok);
 void gate_metric_tls(const char *version);
 void gate_metric_milters(struct gate_settings *cfg);
 

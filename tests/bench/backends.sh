@@ -3,9 +3,13 @@
 #
 #   (i) smtp-source -> gate (PROXY v2) -> 1 Postfix backend
 #   (j) smtp-source -> gate (PROXY v2) -> 2 Postfix backends, round-robin
+#   (m) smtp-source -> gate (PROXY v2) -> 2 backends that are two smtpd
+#       services (own listener, own process pool) of the first Postfix
+#       instance: the backend side does the same work as in (i), so m/i
+#       is what balancing over two backends costs the gate itself
 #
-# Both gates run side by side; the two rows are measured in ABBA order
-# (i j, j i, ...) so both see the same load, best of BENCH_ROUNDS each
+# The gates run side by side; the rows are measured in rotating order
+# (i j m, m j i, ...) so all see the same load, best of BENCH_ROUNDS each
 # (default 2). Prints both rates, ratio j/i (target >= 0.95) and how the
 # messages of the (j) runs were split over the two backends (from their
 # logs: one smtpd "client=" line per message received).
@@ -19,6 +23,7 @@ cd "$(dirname "$0")/../.."
 D=$(mktemp -d /tmp/tailwart-bebench.XXXXXX)
 chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
 BE1_PORT=29201 BE2_PORT=29202 GI_PORT=29210 GJ_PORT=29211 P1_PORT=29203 P2_PORT=29204
+BE1B_PORT=29205 GM_PORT=29212
 
 cleanup() {
 	for f in "$D"/*.pid; do
@@ -62,21 +67,27 @@ echo "tailwart bench (backends): $MSGS messages x ${SIZE} B, $SESS sessions, bes
 
 start_backend "$D/be1" $BE1_PORT $P1_PORT
 start_backend "$D/be2" $BE2_PORT $P2_PORT
-for p in $BE1_PORT $BE2_PORT $P1_PORT $P2_PORT; do
+# (m): a second PROXY listener of the first instance (main.cf's haproxy mode)
+echo "127.0.0.1:$BE1B_PORT inet n - n - - smtpd" >>"$D/be1/etc/master.cf"
+postfix -c "$D/be1/etc" reload >/dev/null 2>&1
+for p in $BE1_PORT $BE2_PORT $P1_PORT $P2_PORT $BE1B_PORT; do
 	for _ in $(seq 1 50); do ss -Hltn | grep -q "127.0.0.1:$p " && break; sleep 0.1; done
 done
 gate_conf "$D/gi.conf" $GI_PORT "127.0.0.1:$BE1_PORT" proxy-v2
 gate_conf "$D/gj.conf" $GJ_PORT "127.0.0.1:$BE1_PORT, 127.0.0.1:$BE2_PORT" proxy-v2 \
 	"backend_policy = round-robin"
+gate_conf "$D/gm.conf" $GM_PORT "127.0.0.1:$BE1_PORT, 127.0.0.1:$BE1B_PORT" proxy-v2 \
+	"backend_policy = round-robin"
 start_gate "$D/gi.conf" $GI_PORT "$D/gi.pid"
 start_gate "$D/gj.conf" $GJ_PORT "$D/gj.pid"
+start_gate "$D/gm.conf" $GM_PORT "$D/gm.pid"
 
 # warm-up (not measured)
 MSGS_SAVED=$MSGS; MSGS=200
-rate $GI_PORT >/dev/null; rate $GJ_PORT >/dev/null
+rate $GI_PORT >/dev/null; rate $GJ_PORT >/dev/null; rate $GM_PORT >/dev/null
 MSGS=$MSGS_SAVED
 
-i=0 j=0 s1=0 s2=0
+i=0 j=0 m=0 s1=0 s2=0
 jrun() { # one measured (j) run; adds what each backend received to s1/s2
 	a1=$(received "$D/be1") a2=$(received "$D/be2")
 	r=$(rate $GJ_PORT)
@@ -87,8 +98,12 @@ irun() {
 	r=$(rate $GI_PORT)
 	if [ "$r" -gt "$i" ]; then i=$r; fi
 }
+mrun() {
+	r=$(rate $GM_PORT)
+	if [ "$r" -gt "$m" ]; then m=$r; fi
+}
 for k in $(seq 1 "$ROUNDS"); do
-	if [ $((k % 2)) -eq 1 ]; then irun; jrun; else jrun; irun; fi
+	if [ $((k % 2)) -eq 1 ]; then irun; jrun; mrun; else mrun; jrun; irun; fi
 done
 
 # control: the same Postfix instances driven directly, one vs both (half
@@ -111,10 +126,12 @@ done
 
 printf '%-52s %8s msg/s\n' "(i) gate -> 1 Postfix backend" "$i"
 printf '%-52s %8s msg/s\n' "(j) gate -> 2 Postfix backends (round-robin)" "$j"
+printf '%-52s %8s msg/s\n' "(m) gate -> 2 smtpd services of 1 Postfix" "$m"
 printf '%-52s %8s msg/s\n' "(k) 1 Postfix directly (control)" "$kk"
 printf '%-52s %8s msg/s\n' "(l) 2 Postfix directly, half the sessions each" "$ll"
 echo "$i $j" | awk '{ printf "ratio j/i = %.2f (two backends vs one, %s / %s msg/s, target >= 0.95)\n", $2/$1, $2, $1 }'
 echo "$kk $ll $i $j" | awk '{ printf "ratio l/k = %.2f (the same two Postfix without the gate: this machine'"'"'s ceiling for j/i); (j/i)/(l/k) = %.2f\n", $2/$1, ($4/$3)/($2/$1) }'
+echo "$i $m" | awk '{ printf "ratio m/i = %.2f (two backends vs one, the backend work held equal: the gate'"'"'s own cost, %s / %s msg/s, target >= 0.95)\n", $2/$1, $2, $1 }'
 echo "(j) split over the backends: $s1 on 127.0.0.1:$BE1_PORT, $s2 on 127.0.0.1:$BE2_PORT" \
 	"(of $((MSGS * ROUNDS)) sent)"
 if [ "$s1" -eq 0 ] || [ "$s2" -eq 0 ]; then

@@ -8,10 +8,13 @@
 # Pass-through (LISTEN=A|B) with a dead first target fails over the same way.
 # A backend greeting 421 is skipped the same way (fakebackend --banner).
 # Active checks (backend_check_interval) see a backend go and come back.
+# Metrics per backend address: tailwart_gate_backend_up (0 while skipped),
+# tailwart_gate_backend_connects_total by result, and the open hand-offs
+# gauge tailwart_gate_backend_handoffs (least-sessions' count).
 # least-sessions: a worker killed (-9) while it holds a hand-off leaks no
 # session count (the next clients still go to both backends).
 # Ports: gates 25185 25186 25187 25189, pass-through 25188, backends 26186 26187, fake
-# 26188 (26189 unused).
+# 26188 (26189 unused), metrics 9186 9187.
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
 tw_need_gate
@@ -22,8 +25,20 @@ tw_gate_conf "$T/gate.conf" listen=127.0.0.1:25186 \
 	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_policy=round-robin \
 	backend_fail_max=2 backend_backoff=2s backend_backoff_max=4s \
 	pid_file="$T/gate.pid" backend_connect_timeout=5s backend_timeout=10s \
-	"passthrough=127.0.0.1:25188=127.0.0.1:26189|127.0.0.1:26186"
+	"passthrough=127.0.0.1:25188=127.0.0.1:26189|127.0.0.1:26186" metrics_listen=127.0.0.1:9186
 tw_start_gate "$T/gate.conf" >/dev/null || tw_fail "gate starts"
+
+# metric PORT SAMPLE: its value on the gate's endpoint ("" when absent)
+metric() { curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { print $2 }'; }
+# metric_is PORT SAMPLE VALUE: waits up to 5 s (the master refreshes gauges each second)
+metric_is() {
+	for _ in $(seq 1 25); do
+		[ "$(metric "$1" "$2")" = "$3" ] && return 0
+		sleep 0.2
+	done
+	echo "    $2 = '$(metric "$1" "$2")', expected $3"
+	return 1
+}
 M1="$T/be1/mail/user" M2="$T/be2/mail/user"
 
 # send N TAG: N messages, one session each; prints how many got 250
@@ -105,6 +120,14 @@ tw_check "be2 down: state=down logged once" sh -c \
 	"[ \$(grep -c 'backend=127.0.0.1:26187 state=down' '$T/gate.log') -eq 1 ]"
 tw_check "be2 down: tried at most backend_fail_max times in a row, then skipped" sh -c \
 	"[ \$(grep -c 'backend=127.0.0.1:26187 status=unavailable' '$T/gate.log') -le 6 ]"
+tw_check "be2 down: metric backend_up is 0 for it" \
+	metric_is 9186 'tailwart_gate_backend_up{backend="127.0.0.1:26187"}' 0
+tw_check "be2 down: metric backend_up is 1 for be1" \
+	metric_is 9186 'tailwart_gate_backend_up{backend="127.0.0.1:26186"}' 1
+f=$(metric 9186 'tailwart_gate_backend_connects_total{backend="127.0.0.1:26187",result="failed"}')
+ok2=$(metric 9186 'tailwart_gate_backend_connects_total{backend="127.0.0.1:26187",result="ok"}')
+tw_check "be2 down: its failed connects counted ($f), its earlier hand-offs too ($ok2)" \
+	sh -c "[ '${f:-0}' -ge 2 ] && [ '${ok2:-0}' -ge 20 ]"
 
 # --- be2 back: traffic again after the back-off --------------------------------
 tw_backend_start be2 26187 proxy
@@ -114,6 +137,8 @@ n=$(send 20 up)
 tw_check "be2 back: 20 of 20 clients got 250" test "$n" -eq 20
 tw_check "be2 back: it gets traffic again" tw_wait_maildir "$M2" $((b2 + 1)) 15
 tw_check "be2 back: state=up logged" grep -q 'backend=127.0.0.1:26187 state=up' "$T/gate.log"
+tw_check "be2 back: metric backend_up is 1 again" \
+	metric_is 9186 'tailwart_gate_backend_up{backend="127.0.0.1:26187"}' 1
 
 # --- active checks (backend_check_interval): down and up with no client ------
 tw_gate_conf "$T/hc.conf" listen=127.0.0.1:25185 pid_file="$T/hc.pid" \
@@ -138,7 +163,8 @@ tw_stop_gate hc
 # at a time, go to both backends in turn (a leaked count would send every
 # one of them to the other backend).
 tw_gate_conf "$T/ls.conf" listen=127.0.0.1:25187 pid_file="$T/ls.pid" \
-	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_policy=least-sessions
+	"backend=127.0.0.1:26186, 127.0.0.1:26187" backend_policy=least-sessions \
+	metrics_listen=127.0.0.1:9187
 tw_start_gate "$T/ls.conf" ls >/dev/null || tw_fail "least-sessions gate starts"
 tw_bg hold sh -c "(printf 'EHLO hold.example.org\r\nMAIL FROM:<you@example.org>\r\n'; sleep 20) |
 	nc 127.0.0.1 25187"
@@ -153,9 +179,13 @@ held() {
 }
 h=$(held | head -n 1)
 tw_check "least-sessions: a client holds a hand-off (worker and backend: $h)" test -n "$h"
+tw_check "least-sessions: metric backend_handoffs is 1 for that backend" \
+	metric_is 9187 "tailwart_gate_backend_handoffs{backend=\"127.0.0.1:${h##* }\"}" 1
 kill -KILL "${h%% *}" 2>/dev/null
 tw_check "least-sessions: the master reaped the killed worker" \
 	tw_wait_file_grep "$T/ls.log" "child pid=${h%% *} kind=W exited on signal 9" 10
+tw_check "least-sessions: after the kill, backend_handoffs is 0 again" \
+	metric_is 9187 "tailwart_gate_backend_handoffs{backend=\"127.0.0.1:${h##* }\"}" 0
 tw_bg_stop hold
 b1=$(tw_maildir_count "$M1") b2=$(tw_maildir_count "$M2")
 for i in 1 2 3 4 5 6; do

@@ -16,6 +16,16 @@ gate_now_ms(void)
 	return fake_now;
 }
 
+/* what gate_metrics.c would count, per board slot */
+static unsigned tries[GATE_BACKENDS_MAX][2];
+
+void
+gate_metric_backend_result(unsigned slot, int ok)
+{
+	if (slot < GATE_BACKENDS_MAX)
+		tries[slot][ok ? 0 : 1]++;
+}
+
 static const struct gate_backend_rule rule = { 2, 10, 30, GBP_ROUND_ROBIN };
 
 static void
@@ -129,6 +139,10 @@ TEST(health_backoff)
 	EXPECT_INT(b.v[l.v[1].slot].down, 0);
 	EXPECT_INT(b.v[l.v[1].slot].fails, 0);
 	EXPECT_INT(b.v[l.v[1].slot].backoff_ms, 0);
+	/* every try was counted for its address (the connects metric) */
+	EXPECT_INT(tries[l.v[1].slot][1], 4);
+	EXPECT_INT(tries[l.v[1].slot][0], 1);
+	EXPECT_INT(tries[l.v[0].slot][1], 2);
 }
 
 TEST(bind_keeps_slots)
