@@ -265,7 +265,7 @@ fz_wire_data(struct fz_wire *w, const struct fz_toy *t, char **buf, size_t *cap)
 	return 0;
 }
 
-/* "BDAT n ..." (the line without its end): n, or -1. */
+/* "BDAT n ..." (the line without its end): n (at most about 2^44), or -1. */
 static long long
 fz_bdat_size(const uint8_t *l, size_t len)
 {
@@ -279,9 +279,9 @@ fz_bdat_size(const uint8_t *l, size_t len)
 	if (k >= len || l[k] < '0' || l[k] > '9')
 		return -1;
 	for (; k < len && l[k] >= '0' && l[k] <= '9'; k++)
-		if ((v = v * 10 + (l[k] - '0')) > (1LL << 40))
-			return -1;
-	return v;
+		if (v <= (1LL << 40))
+			v = v * 10 + (l[k] - '0');
+	return v;		/* over 2^40: "too big" is all that counts */
 }
 
 /* The BDAT line [ls, le) got w's reply. 0 go on, 1 the session ended. */
@@ -336,28 +336,36 @@ fuzz_smtpd_check(const uint8_t *in, size_t n, const char *o, size_t on, const st
 	char *msg = NULL, *chunks = NULL;
 	size_t msgcap = 0, clen = 0, ccap = 0;
 
-	if (getenv("FUZZ_DEBUG") != NULL)
+	int debug = getenv("FUZZ_DEBUG") != NULL;
+
+	if (debug)
 		fprintf(stderr, "--- replies:\n%.*s---\n", (int)on, o);
 	if (on >= FUZZ_KEEP || fz_reply(&w) != 220)
 		abort();	/* the toy's banner first */
 	while (w.i < n) {
 		size_t ls = w.i, le = fuzz_line_end(in, n, w.i);
+		/* the line without its CRLF (or LF) */
+		size_t cl = in[le - 1] != '\n' ? le : le - 1 - (le - 1 > ls && in[le - 2] == '\r');
+		int bdat = cl - ls >= 5 && strncasecmp((const char *)in + ls, "BDAT ", 5) == 0;
 
-		if ((t->flags & 0x40) && le - ls >= 4 && strncasecmp((const char *)in + ls, "BDAT", 4) == 0)
+		if ((t->flags & 0x40) && bdat)
 			goto out;	/* refused session: a BDAT's chunk is not a rule */
 		w.i = le;
 		if (fz_reply(&w) < 0) {
 			if (le == n && in[n - 1] != '\n')
 				goto eof;	/* a tail without LF may go unanswered */
+			if (bdat && fz_bdat_size(in + ls, cl - ls) > (long long)(n - le))
+				goto eof;	/* the chunk never came whole */
 			abort();	/* a command line got no reply */
 		}
 		if (le - ls >= 4 && strncasecmp((const char *)in + ls, "MAIL", 4) == 0 && w.code == 250)
 			clen = 0;	/* a new transaction: BDAT chunks count from here */
 		if (w.code == 354 && fz_wire_data(&w, t, &msg, &msgcap) != 0)
 			goto eof;	/* client gone inside the message: no reply */
-		if (le - ls >= 5 && strncasecmp((const char *)in + ls, "BDAT ", 5) == 0 &&
-		    fz_wire_bdat(&w, t, ls, in[le - 1] == '\n' ? le - 1 - (le - 2 > ls && in[le - 2] == '\r') : le,
-		    &chunks, &clen, &ccap) != 0)
+		if (debug)
+			fprintf(stderr, "model: %.*s -> %.*s\n", (int)(cl - ls > 60 ? 60 : cl - ls),
+			    (const char *)in + ls, (int)w.lastlen, w.last);
+		if (bdat && fz_wire_bdat(&w, t, ls, cl, &chunks, &clen, &ccap) != 0)
 			goto eof;
 		if (w.code == 221 || w.code == 421)
 			goto eof;
