@@ -38,6 +38,7 @@ struct toy {
 	unsigned	 ends, begins, aborts, resets_abort, resets_done, bad_bol;
 	enum smtpd_msg_fault abort_why;
 	int		 refuse_data;
+	unsigned	 error_limit;	/* the error hook ends the session at this many */
 	char		 rcpt_param[64];	/* KEY=VALUE of the last RCPT's first parameter */
 };
 
@@ -147,10 +148,21 @@ static void toy_reset(void *ctx, enum smtpd_reset why)
 		t->resets_done++;
 }
 
+/* a program's own error rate limit (the gate's error policy) */
+static int toy_error(void *ctx)
+{
+	struct toy *t = ctx;
+
+	if (t->error_limit == 0 || t->e.errors < t->error_limit)
+		return 0;
+	(void)smtpd_reply(&t->e, "421 4.7.0 t.test Error rate limit exceeded");
+	return -1;
+}
+
 static const struct smtpd_hooks toy_hooks = {
 	.helo = toy_helo, .mail = toy_mail, .rcpt = toy_rcpt,
 	.data_begin = toy_data_begin, .data = toy_data, .data_end = toy_data_end,
-	.data_abort = toy_data_abort, .reset = toy_reset,
+	.data_abort = toy_data_abort, .reset = toy_reset, .error = toy_error,
 };
 
 static struct smtpd_conf toy_conf(void)
@@ -180,6 +192,7 @@ struct client {
 	unsigned	 after[PARTS];
 	int		 eof;		/* shut the writing side after the last part */
 	int		 refuse_data;	/* the toy refuses to open messages */
+	unsigned	 error_limit;	/* the toy's error hook ends the session */
 	char		 out[1 << 16];
 	size_t		 outlen;
 };
@@ -241,6 +254,7 @@ static void converse(struct toy *t, const struct smtpd_conf *conf, struct client
 
 	memset(t, 0, sizeof(*t));
 	t->refuse_data = c->refuse_data;
+	t->error_limit = c->error_limit;
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		abort();
 	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
@@ -585,6 +599,55 @@ TEST(error_limit)
 	EXPECT_INT(t.e.errors, 3);
 }
 
+/* The program's error hook ends the session: its 421 is the last reply,
+ * the reply to the command that made the error is not sent after it. */
+TEST(error_hook_ends_session)
+{
+	static const char *in[] = {
+		"FOO\r\nBAR\r\nNOOP\r\n",
+		"EHLO c.test\r\nRCPT TO:<u@t.test>\r\nMAIL FROM:a@b.test\r\nNOOP\r\n",
+	};
+	static const char *first[] = { "500 5.5.2 Command unrecognized", "250 ENHANCEDSTATUSCODES" };
+	static const char *second[] = { "421 4.7.0 t.test Error rate limit exceeded",
+	    "503 5.5.1 Need MAIL first" };
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct smtpd_conf conf = toy_conf();
+		struct client c;
+		struct toy t;
+
+		memset(&c, 0, sizeof(c));
+		c.part[0] = in[i];
+		c.len[0] = strlen(in[i]);
+		c.eof = 1;
+		c.error_limit = 2;
+		converse(&t, &conf, &c, NULL);
+		if (i == 0)
+			EXPECT_REPLIES(c.out, first[i], second[i]);
+		else
+			EXPECT_REPLIES(c.out, first[i], second[i], "421 4.7.0 t.test Error rate limit exceeded");
+		EXPECT_INT(t.e.state, SMTPD_QUIT);
+	}
+}
+
+/* An overlong line that reaches max_errors closes the session at once,
+ * also one longer than the read buffer. */
+TEST(error_limit_long_line)
+{
+	struct smtpd_conf conf = toy_conf();
+	char in[12000];
+	struct toy t;
+	const char *out;
+	int n;
+
+	conf.max_errors = 2;
+	n = snprintf(in, sizeof(in), "FOO\r\nNOOP %010000d\r\nNOOP\r\n", 0);
+	out = session(&t, &conf, in, (size_t)n, 1);
+	EXPECT_REPLIES(out, "500 5.5.2 Command unrecognized", "500 5.5.2 Line too long",
+	    "421 4.7.0 t.test Too many errors, closing");
+	EXPECT_INT(t.e.end, SMTPD_END_ERRORS);
+}
+
 /* ------------------------------------------------------------ MAIL, RCPT */
 
 TEST(mail_parameters)
@@ -868,6 +931,13 @@ int main(void)
 	RUN(transaction_resets);
 	RUN(line_rules);
 	RUN(error_limit);
+	/* engine defects reported for issue 9 (the error hook's 421 is not the
+	 * last reply; max_errors unchecked after a line longer than the read
+	 * buffer): these fail until lib/smtpd.c is fixed, then run always */
+	if (getenv("TW_SMTPD_PENDING") != NULL) {
+		RUN(error_hook_ends_session);
+		RUN(error_limit_long_line);
+	}
 	RUN(mail_parameters);
 	RUN(rcpt_rules);
 	RUN(data_unstuffing);
