@@ -760,7 +760,7 @@ TEST(data_size_limit)
 	for (int i = 0; i < 10; i++)	/* 10 lines of 100 bytes: 1000 */
 		snprintf(body + i * 100, sizeof(body) - (size_t)i * 100, "%098d\r\n", i);
 	n = snprintf(in, sizeof(in), HELLO "DATA\r\n%s.\r\n" "MAIL FROM:<a@b.test>\r\n"
-	    "RCPT TO:<u@t.test>\r\nDATA\r\n%sx\r\n.\r\nNOOP\r\n", body, body);
+	    "RCPT TO:<u@t.test>\r\nDATA\r\nx%s.\r\nNOOP\r\n", body, body);	/* 1001 */
 	out = session(&t, &conf, in, (size_t)n, 1);
 	EXPECT_REPLIES(out, HELLO_R, SMTPD_354, "250 2.0.0 Ok: queued as 1", "250 2.1.0 Ok",
 	    "250 2.1.5 Ok", SMTPD_354, "552 5.3.4 Message size exceeds fixed limit", "250 2.0.0 Ok");
