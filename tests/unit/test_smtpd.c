@@ -14,10 +14,12 @@
  * parts, each after a number of replies) and keeps every reply byte.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -915,6 +917,55 @@ TEST(timeout_session)
 	EXPECT(smtpd_now_ms() - t0 < 4000);
 }
 
+/* ------------------------------------------------------------ logs */
+
+/* The engine's log lines (stderr in the foreground) during one session. */
+static void logged(struct toy *t, const struct smtpd_conf *conf, const char *in, size_t len,
+    int eof, char *buf, size_t cap)
+{
+	int fd = memfd_create("log", 0), saved = dup(2);
+	ssize_t n;
+
+	if (fd < 0 || saved < 0 || dup2(fd, 2) < 0)
+		abort();
+	(void)session(t, conf, in, len, eof);
+	fflush(stderr);
+	if (dup2(saved, 2) < 0 || lseek(fd, 0, SEEK_SET) != 0)
+		abort();
+	n = read(fd, buf, cap - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	close(saved);
+}
+
+#define EXPECT_LOGGED(buf, s) do { if (strstr((buf), (s)) == NULL) \
+	FAILF("not logged: %s\n  log:\n%s", (s), (buf)); } while (0)
+
+TEST(log_lines)
+{
+	struct smtpd_conf conf = toy_conf();
+	static const char bare[] = HELLO "DATA\r\na\nb\r\n.\r\nQUIT\r\n";
+	static const char bdat[] = HELLO "BDAT 2000000\r\n";
+	static const char lost[] = HELLO "DATA\r\nabc\r\n";
+	char buf[8192];
+	struct toy t;
+
+	logged(&t, &conf, bare, sizeof(bare) - 1, 1, buf, sizeof(buf));
+	EXPECT_LOGGED(buf, " test reject stage=data reason=bare-lf from=\"<a@b.test>\" size=5 reply=\"550 5.6.0\"\n");
+	logged(&t, &conf, bdat, sizeof(bdat) - 1, 1, buf, sizeof(buf));
+	EXPECT_LOGGED(buf, " test reject reason=bdat-size size=2000000\n");
+	logged(&t, &conf, lost, sizeof(lost) - 1, 1, buf, sizeof(buf));
+	EXPECT_LOGGED(buf, " test data status=client-lost size=5\n");
+	logged(&t, &conf, "NOOP\r\n", 6, 1, buf, sizeof(buf));
+	EXPECT_LOGGED(buf, " test lost connection state=connected\n");
+	conf.max_errors = 1;
+	logged(&t, &conf, "FOO\r\n", 5, 1, buf, sizeof(buf));
+	EXPECT_LOGGED(buf, " test disconnect reason=too-many-errors\n");
+	conf.timeout_command = 1;
+	logged(&t, &conf, "EHLO c.test\r\n", 13, 0, buf, sizeof(buf));
+	EXPECT_LOGGED(buf, " test timeout state=helo\n");
+}
+
 int main(void)
 {
 	log_init("test_smtpd", 1);
@@ -951,5 +1002,6 @@ int main(void)
 	RUN(timeout_command);
 	RUN(timeout_data);
 	RUN(timeout_session);
+	RUN(log_lines);
 	return unit_done();
 }
