@@ -278,16 +278,22 @@ static void converse(struct toy *t, const struct smtpd_conf *conf, struct client
 		FAILF("the data hook's bol was wrong %u times", t->bad_bol);
 }
 
-/* One session: the whole script at once, then EOF (eof = 1) or silence. */
+/* A client that sends in[0..len) at once, then EOF (eof = 1) or silence. */
+static void client_once(struct client *c, const char *in, size_t len, int eof)
+{
+	memset(c, 0, sizeof(*c));
+	c->part[0] = in;
+	c->len[0] = len;
+	c->eof = eof;
+}
+
+/* One session with client_once: the replies. */
 static const char *session(struct toy *t, const struct smtpd_conf *conf,
     const char *in, size_t len, int eof)
 {
 	static struct client c;
 
-	memset(&c, 0, sizeof(c));
-	c.part[0] = in;
-	c.len[0] = len;
-	c.eof = eof;
+	client_once(&c, in, len, eof);
 	converse(t, conf, &c, NULL);
 	return c.out;
 }

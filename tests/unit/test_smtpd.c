@@ -77,10 +77,7 @@ TEST(session_refused_by_program)
 	struct toy t;
 	static const char in[] = "EHLO c.test\r\nNOOP\r\nMAIL FROM:<a@b.test>\r\nRSET\r\nQUIT\r\n";
 
-	memset(&c, 0, sizeof(c));
-	c.part[0] = in;
-	c.len[0] = sizeof(in) - 1;
-	c.eof = 1;
+	client_once(&c, in, sizeof(in) - 1, 1);
 	converse(&t, &conf, &c, "554 5.7.1 Go away");
 	EXPECT_REPLIES(c.out, "554 5.7.1 Go away", "250 2.0.0 Ok", "554 5.7.1 Go away",
 	    "250 2.0.0 Ok", "221 2.0.0 Bye");
@@ -272,10 +269,7 @@ TEST(error_hook_ends_session)
 		struct client c;
 		struct toy t;
 
-		memset(&c, 0, sizeof(c));
-		c.part[0] = in[i];
-		c.len[0] = strlen(in[i]);
-		c.eof = 1;
+		client_once(&c, in[i], strlen(in[i]), 1);
 		c.error_limit = 2;
 		converse(&t, &conf, &c, NULL);
 		if (i == 0)

@@ -91,10 +91,7 @@ TEST(data_refused_by_program)
 	static const char in[] = HELLO "DATA\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@t.test>\r\n"
 	    "BDAT 3\r\nabcBDAT 2 LAST\r\nxyMAIL FROM:<a@b.test>\r\n";
 
-	memset(&c, 0, sizeof(c));
-	c.part[0] = in;
-	c.len[0] = sizeof(in) - 1;
-	c.eof = 1;
+	client_once(&c, in, sizeof(in) - 1, 1);
 	c.refuse_data = 1;
 	converse(&t, &conf, &c, NULL);
 	/* DATA: the program's refusal ends the transaction; BDAT: 452 per chunk */
