@@ -57,16 +57,13 @@ smtpd_state_name(enum smtpd_state st)
 	return "?";
 }
 
-int
-smtpd_reply(struct smtpd *e, const char *fmt, ...)
+static int
+vreply(struct smtpd *e, const char *fmt, va_list ap)
 {
 	char buf[1024];
-	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return -1;
 	if ((size_t)n >= sizeof(buf) - 2)
@@ -81,6 +78,29 @@ smtpd_reply(struct smtpd *e, const char *fmt, ...)
 		return -1;
 	}
 	return 0;
+}
+
+int
+smtpd_reply(struct smtpd *e, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vreply(e, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void
+smtpd_fail(struct smtpd *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vreply(e, fmt, ap);
+	va_end(ap);
+	smtpd_error(e);
 }
 
 void
@@ -183,13 +203,11 @@ cmd_helo_common(struct smtpd *e, char *arg, int esmtp)
 		*sp = '\0';
 	for (char *p = arg; *p; p++)
 		if ((unsigned char)*p < 33 || *p == 127) {
-			smtpd_error(e);
-			smtpd_reply(e, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+			smtpd_fail(e, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
 			return;
 		}
 	if (strlen(arg) >= sizeof(e->helo)) {
-		smtpd_error(e);
-		smtpd_reply(e, "501 5.5.4 Syntax: hostname too long");
+		smtpd_fail(e, "501 5.5.4 Syntax: hostname too long");
 		return;
 	}
 	if (e->state & IN_TXN)
@@ -246,13 +264,11 @@ cmd_starttls(struct smtpd *e, char *arg)
 {
 	(void)arg;
 	if (e->conf.tls == NULL) {
-		smtpd_error(e);
-		smtpd_reply(e, "502 5.5.1 STARTTLS not available");
+		smtpd_fail(e, "502 5.5.1 STARTTLS not available");
 		return;
 	}
 	if (e->tls) {
-		smtpd_error(e);
-		smtpd_reply(e, "503 5.5.1 TLS already active");
+		smtpd_fail(e, "503 5.5.1 TLS already active");
 		return;
 	}
 	smtpd_reply(e, "220 2.0.0 Ready to start TLS");
@@ -291,8 +307,7 @@ mail_params(struct smtpd *e, const struct smtp_path *p, struct smtpd_mail *m)
 	for (size_t i = 0; i < p->nparams; i++) {
 		const char *k = p->params[i].key, *v = p->params[i].value;
 		if (!e->esmtp) {
-			smtpd_error(e);
-			smtpd_reply(e, "555 5.5.4 Parameters need EHLO");
+			smtpd_fail(e, "555 5.5.4 Parameters need EHLO");
 			return -1;
 		}
 		if (!strcmp(k, "SIZE") && v != NULL) {
@@ -300,8 +315,7 @@ mail_params(struct smtpd *e, const struct smtp_path *p, struct smtpd_mail *m)
 			errno = 0;
 			m->size = strtoull(v, &end, 10);
 			if (errno != 0 || *end != '\0' || !isdigit((unsigned char)*v)) {
-				smtpd_error(e);
-				smtpd_reply(e, "501 5.5.4 Bad SIZE parameter");
+				smtpd_fail(e, "501 5.5.4 Bad SIZE parameter");
 				return -1;
 			}
 			m->have_size = 1;
@@ -311,8 +325,7 @@ mail_params(struct smtpd *e, const struct smtp_path *p, struct smtpd_mail *m)
 		} else if (!strcmp(k, "SMTPUTF8") && v == NULL && e->conf.smtputf8) {
 			m->smtputf8 = 1;
 		} else if (!listed(e->conf.mail_params, k)) {
-			smtpd_error(e);
-			smtpd_reply(e, "555 5.5.4 Unsupported parameter %s", k);
+			smtpd_fail(e, "555 5.5.4 Unsupported parameter %s", k);
 			return -1;
 		}
 	}
@@ -328,8 +341,7 @@ cmd_mail(struct smtpd *e, char *arg)
 
 	memset(&m, 0, sizeof(m));
 	if (smtp_parse_path(arg, "FROM:", 1, &p, &why) != 0) {
-		smtpd_error(e);
-		smtpd_reply(e, "501 5.5.4 %s", why);
+		smtpd_fail(e, "501 5.5.4 %s", why);
 		return;
 	}
 	if (mail_params(e, &p, &m) != 0)
@@ -339,8 +351,7 @@ cmd_mail(struct smtpd *e, char *arg)
 		return;
 	}
 	if (!smtp_valid_mailbox(p.addr, m.smtputf8) || (!m.smtputf8 && !ascii_only(p.addr))) {
-		smtpd_error(e);
-		smtpd_reply(e, "553 5.1.7 Bad sender address syntax");
+		smtpd_fail(e, "553 5.1.7 Bad sender address syntax");
 		return;
 	}
 	if (e->hooks->mail(e->ctx, &p, &m) != SMTPD_ACCEPT || e->state == SMTPD_QUIT)
@@ -362,21 +373,18 @@ cmd_rcpt(struct smtpd *e, char *arg)
 		return;
 	}
 	if (smtp_parse_path(arg, "TO:", 0, &p, &why) != 0) {
-		smtpd_error(e);
-		smtpd_reply(e, "501 5.5.4 %s", why);
+		smtpd_fail(e, "501 5.5.4 %s", why);
 		return;
 	}
 	for (size_t i = 0; i < p.nparams; i++) {
 		if (!e->esmtp || !listed(e->conf.rcpt_params, p.params[i].key)) {
-			smtpd_error(e);
-			smtpd_reply(e, "555 5.5.4 Unsupported parameter %s", p.params[i].key);
+			smtpd_fail(e, "555 5.5.4 Unsupported parameter %s", p.params[i].key);
 			return;
 		}
 	}
 	if (!smtp_valid_mailbox(p.addr, e->mail.smtputf8) ||
 	    (!e->mail.smtputf8 && !ascii_only(p.addr))) {
-		smtpd_error(e);
-		smtpd_reply(e, "553 5.1.3 Bad recipient address syntax");
+		smtpd_fail(e, "553 5.1.3 Bad recipient address syntax");
 		return;
 	}
 	if (e->hooks->rcpt(e->ctx, &p) != SMTPD_ACCEPT || e->state == SMTPD_QUIT)
@@ -459,21 +467,21 @@ static const struct smtpd_cmd smtpd_cmds[] = {
 static void
 out_of_sequence(struct smtpd *e, const struct smtpd_cmd *c)
 {
-	smtpd_error(e);
+	const char *why = "Bad sequence of commands";
+
 	if (e->state == SMTPD_BDAT && c->proceed == smtpd_cmd_data)
-		smtpd_reply(e, "503 5.5.1 DATA not allowed after BDAT");
+		why = "DATA not allowed after BDAT";
 	else if (e->state == SMTPD_CONNECTED)
-		smtpd_reply(e, "503 5.5.1 Send EHLO first");
+		why = "Send EHLO first";
 	else if (c->proceed == cmd_mail)
-		smtpd_reply(e, "503 5.5.1 Nested MAIL command");
+		why = "Nested MAIL command";
 	else if (c->proceed == cmd_rcpt && e->state == SMTPD_HELO)
-		smtpd_reply(e, "503 5.5.1 Need MAIL first");
+		why = "Need MAIL first";
 	else if (c->proceed == smtpd_cmd_data && e->state == SMTPD_HELO)
-		smtpd_reply(e, "503 5.5.1 Need MAIL and RCPT first");
+		why = "Need MAIL and RCPT first";
 	else if (c->proceed == cmd_starttls && (e->state & IN_TXN))
-		smtpd_reply(e, "503 5.5.1 STARTTLS not allowed in a transaction");
-	else
-		smtpd_reply(e, "503 5.5.1 Bad sequence of commands");
+		why = "STARTTLS not allowed in a transaction";
+	smtpd_fail(e, "503 5.5.1 %s", why);
 }
 
 static void
@@ -489,16 +497,14 @@ dispatch(struct smtpd *e, char *line)
 			break;
 	if (c->verb == NULL || (c->proceed == smtpd_cmd_bdat && !e->conf.chunking) ||
 	    (c->proceed == cmd_auth && e->hooks->auth == NULL)) {
-		smtpd_error(e);
-		smtpd_reply(e, "500 5.5.2 Command unrecognized");
+		smtpd_fail(e, "500 5.5.2 Command unrecognized");
 		return;
 	}
 	if (e->refusal[0] != '\0' && c->proceed != cmd_quit && c->proceed != cmd_noop &&
 	    c->proceed != cmd_rset && c->proceed != smtpd_cmd_bdat) {
 		/* the program refused the session: every command but QUIT gets
 		 * its answer (as Postfix does after a milter's reject) */
-		smtpd_error(e);
-		smtpd_reply(e, "%s", e->refusal);
+		smtpd_fail(e, "%s", e->refusal);
 		return;
 	}
 	/* BDAT checks its state after eating its bytes */
@@ -507,13 +513,11 @@ dispatch(struct smtpd *e, char *line)
 		return;
 	}
 	if (c->args == ARGS_REQUIRED && *args == '\0') {
-		smtpd_error(e);
-		smtpd_reply(e, "501 5.5.4 Syntax: %s needs an argument", c->verb);
+		smtpd_fail(e, "501 5.5.4 Syntax: %s needs an argument", c->verb);
 		return;
 	}
 	if (c->args == ARGS_NONE && *args != '\0') {
-		smtpd_error(e);
-		smtpd_reply(e, "501 5.5.4 Syntax: %s takes no argument", c->verb);
+		smtpd_fail(e, "501 5.5.4 Syntax: %s takes no argument", c->verb);
 		return;
 	}
 	c->proceed(e, line + (args - line));
@@ -525,18 +529,15 @@ static int
 command_line(struct smtpd *e, const char *l, size_t n, char *buf, size_t buflen)
 {
 	if (n > SMTP_LINE_MAX) {
-		smtpd_error(e);
-		smtpd_reply(e, "500 5.5.2 Line too long");
+		smtpd_fail(e, "500 5.5.2 Line too long");
 		return -1;
 	}
 	if (n < 2 || l[n - 2] != '\r' || memchr(l, '\r', n - 2) != NULL) {
-		smtpd_error(e);
-		smtpd_reply(e, "501 5.5.2 Bare CR or LF in command; lines must end in CRLF");
+		smtpd_fail(e, "501 5.5.2 Bare CR or LF in command; lines must end in CRLF");
 		return -1;
 	}
 	if (memchr(l, '\0', n) != NULL) {
-		smtpd_error(e);
-		smtpd_reply(e, "500 5.5.2 NUL character in command");
+		smtpd_fail(e, "500 5.5.2 NUL character in command");
 		return -1;
 	}
 	n -= 2;
@@ -579,6 +580,12 @@ smtpd_run(struct smtpd *e)
 		size_t n;
 		enum io_status st;
 
+		if (e->errors >= e->conf.max_errors) {
+			smtpd_reply(e, "421 4.7.0 %s Too many errors, closing", e->conf.hostname);
+			log_info("%s disconnect reason=too-many-errors", e->id);
+			e->end = SMTPD_END_ERRORS;
+			break;
+		}
 		e->io.timeout_ms = smtpd_timeout_ms(e, e->conf.timeout_command);
 		st = io_getline(&e->io, &l, &n);
 		if (st == IO_TIMEOUT) {
@@ -592,10 +599,13 @@ smtpd_run(struct smtpd *e)
 			e->end = SMTPD_END_LOST;
 			break;
 		}
+		/* a partial chunk shorter than the buffer is an unterminated
+		 * tail before EOF: no command, the next read says EOF */
+		if (st == IO_PARTIAL && n + 1 < e->io.rcap)
+			continue;
 		if (st == IO_PARTIAL) {
 			if (!skipping) {
-				smtpd_error(e);
-				smtpd_reply(e, "500 5.5.2 Line too long");
+				smtpd_fail(e, "500 5.5.2 Line too long");
 			}
 			skipping = 1;
 			continue;
@@ -608,12 +618,6 @@ smtpd_run(struct smtpd *e)
 			dispatch(e, line);
 			if (e->hooks->command != NULL)
 				e->hooks->command(e->ctx, line);
-		}
-		if (e->errors >= e->conf.max_errors && e->state != SMTPD_QUIT) {
-			smtpd_reply(e, "421 4.7.0 %s Too many errors, closing", e->conf.hostname);
-			log_info("%s disconnect reason=too-many-errors", e->id);
-			e->end = SMTPD_END_ERRORS;
-			break;
 		}
 	}
 	(void)io_flush(&e->io);

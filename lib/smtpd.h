@@ -144,7 +144,8 @@ struct smtpd_hooks {
 	 * queued the reply, e.g. a rate limit's 421). */
 	int  (*error)(void *ctx);
 	/* observers (metrics): every reply line the engine formats, every
-	 * command line after it was handled. */
+	 * command line after it was handled (the verb is intact; the handler
+	 * may have cut the arguments in place). */
 	void (*replied)(void *ctx, const char *line, size_t n);
 	void (*command)(void *ctx, const char *line);
 };
@@ -170,7 +171,7 @@ struct smtpd {
 	unsigned		 errors, ncommands;
 	/* set by the program: the session was refused (a milter at connect
 	 * or HELO); every command but QUIT, NOOP and RSET gets this reply */
-	char			 refusal[512];
+	char			 refusal[1024];
 
 	/* the transaction (the program may rewrite mail_from and nrcpt when
 	 * a filter changes the envelope) */
@@ -202,6 +203,10 @@ int  smtpd_reply(struct smtpd *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Count a client error (the error hook may end the session). */
 void smtpd_error(struct smtpd *e);
+/* A refusal that is the client's fault: the reply, then smtpd_error()
+ * (so an error hook's own 421 comes after it and is the last word). */
+void smtpd_fail(struct smtpd *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Change state (the only place it changes; logged at debug). */
 void smtpd_enter(struct smtpd *e, enum smtpd_state st);
 /* The wait for the client: base_s seconds, cut to what is left of the

@@ -81,8 +81,7 @@ smtpd_cmd_data(struct smtpd *e, char *arg)
 
 	(void)arg;
 	if (e->nrcpt == 0) {
-		smtpd_error(e);
-		smtpd_reply(e, "554 5.5.1 No valid recipients");
+		smtpd_fail(e, "554 5.5.1 No valid recipients");
 		return;
 	}
 	e->size = 0;
@@ -153,8 +152,7 @@ bdat_args(struct smtpd *e, const char *arg, unsigned long long *n, int *last)
 	}
 	return 0;
 bad:
-	smtpd_error(e);
-	smtpd_reply(e, "501 5.5.4 Syntax: BDAT size [LAST]");
+	smtpd_fail(e, "501 5.5.4 Syntax: BDAT size [LAST]");
 	return -1;
 }
 
@@ -229,11 +227,8 @@ smtpd_cmd_bdat(struct smtpd *e, char *arg)
 	if (bdat_read(e, n, in_seq && !e->bdat_refused) != 0)
 		return;
 	if (!in_seq) {
-		smtpd_error(e);
-		if (e->refusal[0] != '\0')
-			smtpd_reply(e, "%s", e->refusal);
-		else
-			smtpd_reply(e, "503 5.5.1 Bad sequence of commands");
+		smtpd_fail(e, "%s", e->refusal[0] != '\0' ? e->refusal :
+		    "503 5.5.1 Bad sequence of commands");
 		return;
 	}
 	if (e->bdat_refused) {

@@ -2,9 +2,9 @@
  * relay_smtpd — the relay's SMTP receiver.
  *
  * A session process of the receiver (relay_receiver.c) runs
- * relay_smtpd_serve() per connection: client_networks check, then the SMTP state
- * machine (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING, ENHANCEDSTATUSCODES),
- * strict CRLF lines, and the spool commit before every 250.
+ * relay_smtpd_serve() per connection: client_networks check, then the
+ * shared SMTP engine (lib/smtpd.h) with the relay's hooks: AUTH, the DSN
+ * parameters, and the spool commit before every 250.
  */
 #ifndef RELAY_SMTPD_H
 #define RELAY_SMTPD_H

@@ -22,21 +22,28 @@
 
 #include "io.h"
 #include "log.h"
+#include "smtpd.h"
 #include "relay_smtpd_int.h"
 
-#define reply		relay_smtpd_reply
-#define enter_state	relay_smtpd_enter
+#define reply(s, ...)	((void)smtpd_reply(&(s)->e, __VA_ARGS__))
 
 int
-relay_smtpd_auth_blocked(const struct smtpd *s)
+relay_smtpd_auth_blocked(const struct relay_session *s)
 {
 	return s->auth_prior + s->auth_fails >= RELAY_AUTH_CLIENT_MAX;
 }
 
-int
-relay_smtpd_auth_offered(const struct smtpd *s)
+static int
+auth_offered(const struct relay_session *s)
 {
-	return s->tls && !s->authed && relay_config_set(s->cfg->smtpd_auth_user);
+	return s->e.tls && !s->authed && relay_config_set(s->cfg->smtpd_auth_user);
+}
+
+/* The engine's auth_offer hook: what EHLO advertises now. */
+const char *
+relay_smtpd_auth_offer(void *ctx)
+{
+	return auth_offered(ctx) ? "PLAIN LOGIN" : NULL;
 }
 
 /* Base64 text to bytes; -1 on bad input. out gets a NUL after the data. */
@@ -78,16 +85,17 @@ same_secret(const char *a, size_t al, const char *b)
 
 /* Read one base64 line of an AUTH exchange ("*" cancels). */
 static int
-auth_line(struct smtpd *s, unsigned char *out, size_t outlen, size_t *n)
+auth_line(struct relay_session *s, unsigned char *out, size_t outlen, size_t *n)
 {
 	const char *line;
 	size_t len;
 	char buf[1024];
 
-	(void)io_flush(&s->io);
-	if (io_getline(&s->io, &line, &len) != IO_OK || len < 2 || len > sizeof(buf) ||
+	(void)io_flush(&s->e.io);
+	s->e.io.timeout_ms = smtpd_timeout_ms(&s->e, s->e.conf.timeout_command);
+	if (io_getline(&s->e.io, &line, &len) != IO_OK || len < 2 || len > sizeof(buf) ||
 	    line[len - 2] != '\r') {
-		enter_state(s, ST_QUIT);
+		smtpd_enter(&s->e, SMTPD_QUIT);
 		return -1;
 	}
 	memcpy(buf, line, len - 2);
@@ -104,7 +112,7 @@ auth_line(struct smtpd *s, unsigned char *out, size_t outlen, size_t *n)
 }
 
 static void
-auth_result(struct smtpd *s, const char *user, size_t ul, const char *pw, size_t pl)
+auth_result(struct relay_session *s, const char *user, size_t ul, const char *pw, size_t pl)
 {
 	char q[160];
 
@@ -112,38 +120,39 @@ auth_result(struct smtpd *s, const char *user, size_t ul, const char *pw, size_t
 	    same_secret(pw, pl, s->cfg->smtpd_auth_password)) {
 		s->authed = 1;
 		snprintf(s->auth_user, sizeof(s->auth_user), "%.*s", (int)ul, user);
-		log_info("smtpd client=%s auth=%s", s->client,
-		    log_quote(q, sizeof(q), user, ul));
+		log_info("%s auth=%s", s->e.id, log_quote(q, sizeof(q), user, ul));
 		reply(s, "235 2.7.0 Authentication successful");
 		return;
 	}
-	s->errors++;
 	s->auth_fails++;
-	log_info("smtpd client=%s reject reason=auth user=\"%s\" failures=%u client_failures=%u",
-	    s->client, log_quote(q, sizeof(q), user, ul), s->auth_fails,
+	log_info("%s reject reason=auth user=\"%s\" failures=%u client_failures=%u",
+	    s->e.id, log_quote(q, sizeof(q), user, ul), s->auth_fails,
 	    s->auth_prior + s->auth_fails);
 	/* slow down guessing: the answer comes later with every failure */
-	(void)io_flush(&s->io);
+	(void)io_flush(&s->e.io);
 	sleep(s->auth_fails < 5 ? s->auth_fails : 5);
 	if (s->auth_fails >= RELAY_AUTH_SESSION_MAX || relay_smtpd_auth_blocked(s)) {
-		log_warn("smtpd client=%s reject reason=auth-limit failures=%u client_failures=%u",
-		    s->client, s->auth_fails, s->auth_prior + s->auth_fails);
+		log_warn("%s reject reason=auth-limit failures=%u client_failures=%u",
+		    s->e.id, s->auth_fails, s->auth_prior + s->auth_fails);
 		reply(s, "421 4.7.0 Too many failed authentication attempts, try again later");
-		enter_state(s, ST_QUIT);
+		smtpd_enter(&s->e, SMTPD_QUIT);
 		return;
 	}
-	reply(s, "535 5.7.8 Authentication credentials invalid");
+	/* a failure is a client error too (replied, then counted) */
+	smtpd_fail(&s->e, "535 5.7.8 Authentication credentials invalid");
 }
 
+/* The engine's auth hook: AUTH in SMTPD_HELO, the exchange on e.io. */
 void
-relay_smtpd_auth(struct smtpd *s, const char *args)
+relay_smtpd_auth(void *ctx, const char *args)
 {
+	struct relay_session *s = ctx;
 	unsigned char buf[800], pwb[800];
 	size_t n = 0, pn = 0;
 	const char *sp = strchr(args, ' ');
 	size_t ml = sp ? (size_t)(sp - args) : strlen(args);
 
-	if (!relay_smtpd_auth_offered(s)) {
+	if (!auth_offered(s)) {
 		reply(s, s->authed ? "503 5.5.1 Already authenticated" :
 		    "502 5.5.1 AUTH not available");
 		return;

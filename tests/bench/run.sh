@@ -6,6 +6,9 @@
 #   (c) smtp-source -> gate (PROXY v2) -> Postfix     (d) smtp-source -> Postfix (same instance, plain port)
 #   (g) pipe_source -> smtp-sink                      (h) pipe_source -> gate (handoff none) -> smtp-sink
 #   (pipe_source: tests/helpers/pipe_source.c, MAIL+RCPT+DATA in one write like Postfix's client)
+#   (e) smtp-source -> gate (handoff none) + 1 no-op milter -> smtp-sink
+#   (m) smtp-source -> Postfix (same instance, plain port) + the same no-op milter:
+#       m/d is what that milter costs Postfix, the reference for e/b
 #
 # Then the private memory (Private_Dirty, /proc/PID/smaps_rollup) of an idle
 # worker. Everything runs on 127.0.0.1; counts are bounded (BENCH_MSGS,
@@ -18,7 +21,7 @@ SRC_OPTS=${BENCH_SRC_OPTS--d}	# smtp-source -d: messages over SESS long sessions
 D=$(mktemp -d /tmp/tailwart-bench.XXXXXX)
 chmod 755 "$D"	# Postfix (user postfix) must reach its queue below
 SINK_PORT=29025 BE_PORT=29026 BE_PLAIN=29027 GA_PORT=29125 GC_PORT=29126 GM_PORT=29127 TM_PORT=29128
-GX_PORT=29129 GX_METRICS=29130
+GX_PORT=29129 GX_METRICS=29130 BE_MILTER=29131
 
 cleanup() {
 	[ -f "$D/ga.pid" ] && kill "$(cat "$D/ga.pid")" 2>/dev/null || true
@@ -56,9 +59,11 @@ echo "tailwart bench: $MSGS messages x ${SIZE} B, $SESS sessions, best of $ROUND
 
 TW_SINK_DIR=$D SINK_OPTS="-h bench.sink.test" sh tests/peers/sink.sh start $SINK_PORT >/dev/null
 sh tests/peers/backend.sh start "$D/be" $BE_PORT proxy >/dev/null
-# same Postfix instance, a second smtpd without PROXY for (d); discard on delivery
+# same Postfix instance, a second smtpd without PROXY for (d), a third with
+# the no-op milter of (e) for (m); discard on delivery
 cat >>"$D/be/etc/master.cf" <<CF
 127.0.0.1:$BE_PLAIN inet n  -       n       -       -       smtpd -o smtpd_upstream_proxy_protocol=
+127.0.0.1:$BE_MILTER inet n  -       n       -       -       smtpd -o smtpd_upstream_proxy_protocol= -o smtpd_milters=inet:127.0.0.1:$TM_PORT -o milter_default_action=tempfail
 CF
 postconf -c "$D/be/etc" -e 'virtual_transport = discard:' 'default_process_limit = 200' >/dev/null
 postfix -c "$D/be/etc" reload >/dev/null 2>&1
@@ -82,12 +87,12 @@ start_gate "$D/gx.conf" $GX_PORT "$D/gx.pid"
 # warm-up (not measured)
 MSGS_SAVED=$MSGS; MSGS=200
 run $SINK_PORT >/dev/null; run $GA_PORT >/dev/null; run $BE_PLAIN >/dev/null; run $GC_PORT >/dev/null
-run $GM_PORT >/dev/null; run $GX_PORT >/dev/null; prun $SINK_PORT >/dev/null; prun $GA_PORT >/dev/null
+run $GM_PORT >/dev/null; run $BE_MILTER >/dev/null; run $GX_PORT >/dev/null; prun $SINK_PORT >/dev/null; prun $GA_PORT >/dev/null
 MSGS=$MSGS_SAVED
 
 a=$(best $SINK_PORT); b=$(best $GA_PORT)
 d=$(best $BE_PLAIN); c=$(best $GC_PORT)
-e=$(best $GM_PORT)
+e=$(best $GM_PORT); m=$(best $BE_MILTER)
 # metrics on/off, alternated round by round so both see the same load
 bx=0; f=0
 for _ in $(seq 1 "$ROUNDS"); do
@@ -100,11 +105,13 @@ printf '%-52s %8s msg/s\n' "(b) gate (handoff none) -> smtp-sink" "$b"
 printf '%-52s %8s msg/s\n' "(c) gate (PROXY v2) -> Postfix backend" "$c"
 printf '%-52s %8s msg/s\n' "(d) Postfix backend directly" "$d"
 printf '%-52s %8s msg/s\n' "(e) gate (handoff none) + 1 no-op milter -> smtp-sink" "$e"
+printf '%-52s %8s msg/s\n' "(m) Postfix directly + the same no-op milter" "$m"
 printf '%-52s %8s msg/s (b again: %s)\n' "(f) gate (handoff none) with metrics -> smtp-sink" "$f" "$bx"
 printf '%-52s %8s msg/s\n' "(g) pipelining client -> smtp-sink" "$g"
 printf '%-52s %8s msg/s\n' "(h) pipelining client -> gate (none) -> smtp-sink" "$h"
 echo "$g $h" | awk '{ printf "ratio h/g = %.2f (pipelining client, %s / %s msg/s, target >= 0.60)\n", $2/$1, $2, $1 }'
 echo "$a $b $c $d $e" | awk '{ printf "ratio b/a = %.2f (target >= 0.50)\nratio c/d = %.2f (target >= 0.95)\nratio e/b = %.2f (milter, target >= 0.80)\n", $2/$1, $3/$4, $5/$2 }'
+echo "$d $m" | awk '{ printf "ratio m/d = %.2f (what the same milter costs Postfix, %s / %s msg/s: the reference for e/b)\n", $2/$1, $2, $1 }'
 echo "$bx $f" | awk '{ printf "ratio f/b = %.2f (metrics on/off, target >= 0.98)\n", $2/$1 }'
 curl -fs "http://127.0.0.1:$GX_METRICS/metrics" | grep '^tailwart_gate_messages_total{result="accepted"}' || true
 

@@ -227,7 +227,7 @@ CHAT
 tw_chat_expect "bare LF in a command refused" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
 < 220
 >> EHLO client.example.test\n
-< 500 5\.5\.2
+< 501 5\.5\.2 Bare CR or LF
 alive
 CHAT
 tw_chat_expect "oversized SIZE refused, bad sequence, unknown command" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
@@ -244,6 +244,27 @@ tw_chat_expect "oversized SIZE refused, bad sequence, unknown command" -b 127.0.
 < 500
 > DATA
 < 503
+alive
+CHAT
+# the shared engine's rule set (lib/smtpd, docs/smtpd.md), as the gate answers
+tw_chat_expect "engine rules: EHLO name, RCPT domain, DATA without RCPT, VRFY, HELP" -b 127.0.0.2 127.0.0.1 $RP <<'CHAT'
+< 220
+> EHLO -bad-.example.test
+< 501 5\.5\.4 Syntax: EHLO hostname
+> EHLO client.example.test
+< 250
+> MAIL FROM:<sender@example.test>
+< 250 2\.1\.0
+> RCPT TO:<postmaster>
+< 553 5\.1\.3
+> DATA
+< 554 5\.5\.1 No valid recipients
+> VRFY user
+< 252 2\.5\.0
+> HELP
+< 214 2\.0\.0 Commands: .*BDAT.*AUTH
+> RSET
+< 250 2\.0\.0
 alive
 CHAT
 

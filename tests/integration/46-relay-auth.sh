@@ -43,6 +43,8 @@ starttls
 < 250
 <+ 250.AUTH PLAIN LOGIN
 <- 250.STARTTLS
+> STARTTLS
+< 503 5\.5\.1 TLS already active
 > MAIL FROM:<client@example.test>
 < 450 4\.7\.0
 > AUTH PLAIN AGNsaWVudEBleGFtcGxlLnRlc3QAd3Jvbmc=

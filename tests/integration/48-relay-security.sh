@@ -74,7 +74,7 @@ if grep -q 'queued .*ceo@example.com' "$T/relay.log" ||
 else
 	tw_ok "no smuggled message queued"
 fi
-n=$(grep -c 'reject reason=bare-lf' "$T/relay.log")
+n=$(grep -c 'reject stage=data reason=bare-lf' "$T/relay.log")
 [ "$n" -ge 1 ] && tw_ok "bare LF refusal logged" || tw_fail "bare LF refusal logged" "$(tail -n 5 "$T/relay.log")"
 tw_chat_expect "bare LF in BDAT: 550 5.6.0" 127.0.0.1 $RP <<'CHAT'
 < 220
