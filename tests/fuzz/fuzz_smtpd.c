@@ -26,8 +26,7 @@
  * messages, 4 a 4 KiB read buffer (else 64 KiB), 5 size limit 100 (else
  * 4096), 6 the session is refused by the program (e->refusal; a BDAT's
  * chunk is still eaten), 7 mail_params/rcpt_params set and max_errors 5
- * (else 30, and with TW_SMTPD_PENDING set the toy's error hook ends the
- * session at 4 errors). No TLS context: STARTTLS is never offered (502).
+ * (else 30, and the toy's error hook ends the session at 4 errors). No TLS context: STARTTLS is never offered (502).
  *
  * Built and run by `make fuzz` (see tests/fuzz/README.md);
  * FUZZ_DEBUG=1 prints the replies when reproducing.
@@ -42,7 +41,6 @@
 struct fz_toy {
 	struct smtpd	 e;
 	unsigned	 flags;
-	int		 error_hook;	/* fz_error may end the session */
 	int		 in_msg;	/* between data_begin and the message's end */
 	char		*msg;
 	size_t		 msglen, msgcap;
@@ -174,14 +172,13 @@ fz_reset(void *ctx, enum smtpd_reset why)
 }
 
 /* The program's own error limit (the gate's error-rate policy): at 4
- * errors, when the engine's max_errors is 30 (bit 7 clear). Only with
- * TW_SMTPD_PENDING set until the engine sends the 421 last (issue 9). */
+ * errors, when the engine's max_errors is 30 (bit 7 clear). */
 static int
 fz_error(void *ctx)
 {
 	struct fz_toy *t = ctx;
 
-	if (!t->error_hook || (t->flags & 0x80) || t->e.errors < 4)
+	if ((t->flags & 0x80) || t->e.errors < 4)
 		return 0;
 	(void)smtpd_reply(&t->e, "421 4.7.0 fuzz.test Error rate limit exceeded");
 	return -1;
@@ -341,7 +338,8 @@ fz_wire_bdat(struct fz_wire *w, const struct fz_toy *t, size_t ls, size_t le,
 /*
  * Walk the client's bytes as the rule set reads them, in step with the
  * replies: one reply per command line (up to LF; a tail without LF at EOF
- * gets at most one), DATA and BDAT as above; 221 or 421 end the session,
+ * gets none, or a 500 when it is longer than the read buffer), DATA and
+ * BDAT as above; 221 or 421 end the session,
  * and a 421 may follow any reply (the error limit). Every reply must be
  * accounted for.
  */
@@ -365,9 +363,14 @@ fuzz_smtpd_check(const uint8_t *in, size_t n, const char *o, size_t on, const st
 		int bdat = cl - ls >= 5 && strncasecmp((const char *)in + ls, "BDAT ", 5) == 0;
 
 		w.i = le;
+		if (le == n && in[n - 1] != '\n' && n - ls < 4000) {
+			if (fz_reply(&w) >= 0)
+				abort();	/* a tail without LF before EOF is no command */
+			goto eof;
+		}
 		if (fz_reply(&w) < 0) {
 			if (le == n && in[n - 1] != '\n')
-				goto eof;	/* a tail without LF may go unanswered */
+				goto eof;	/* a tail longer than the buffer: maybe 500 */
 			if (bdat && fz_bdat_size(in + ls, cl - ls) > (long long)(n - le))
 				goto eof;	/* the chunk never came whole */
 			abort();	/* a command line got no reply */
@@ -432,7 +435,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&t, 0, sizeof(t));
 	t.flags = f;
-	t.error_hook = getenv("TW_SMTPD_PENDING") != NULL;
 	if (smtpd_init(&t.e, c.fd, (f & 0x10) ? 4096 : 65536, &conf, &fz_hooks, &t, "fuzz") != 0)
 		abort();
 	if (f & 0x40)

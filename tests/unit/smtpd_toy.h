@@ -312,7 +312,7 @@ static int reply_is(const char *ln, size_t n, const char *want)
 
 /* The replies after the banner, each by its last line, must be the
  * arguments (an argument ending in '*' matches a prefix), nothing more. */
-static void expect_replies(int line, const char *out, ...)
+static void expect_replies(const char *file, int line, const char *out, ...)
 {
 	const char *got[256], *want[256], *p = out;
 	size_t gotlen[256];
@@ -344,7 +344,7 @@ static void expect_replies(int line, const char *out, ...)
 			bad = 1;
 	if (!bad && *p == '\0')
 		return;
-	fprintf(stderr, "  %s:%d: replies:\n", __FILE__, line);
+	fprintf(stderr, "  %s:%d: replies:\n", file, line);
 	for (unsigned i = 0; i < ng; i++)
 		fprintf(stderr, "    %.*s\n", (int)gotlen[i], got[i]);
 	if (*p != '\0')
@@ -355,7 +355,8 @@ static void expect_replies(int line, const char *out, ...)
 	unit_case_failed = 1;
 }
 
-#define EXPECT_REPLIES(out, ...)	expect_replies(__LINE__, (out), __VA_ARGS__, (const char *)NULL)
+#define EXPECT_REPLIES(out, ...)	expect_replies(__FILE__, __LINE__, (out), __VA_ARGS__, \
+	(const char *)NULL)
 
 #define EXPECT_MSG(t, i, lit) do { EXPECT((t)->ends > (i)); if ((t)->ends > (i)) { \
 	EXPECT_INT((t)->endedlen[i], sizeof(lit) - 1); \
