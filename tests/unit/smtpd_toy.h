@@ -35,6 +35,7 @@ struct toy {
 	char		*ended[TOY_MSGS];	/* messages data_end saw */
 	size_t		 endedlen[TOY_MSGS];
 	unsigned	 ends, begins, aborts, resets_abort, resets_done, bad_bol;
+	int		 tls_begun, tls_ok;	/* tls_done's ok, -1 before */
 	enum smtpd_msg_fault abort_why;
 	int		 refuse_data;
 	unsigned	 error_limit;	/* the error hook ends the session at this many */
@@ -158,10 +159,21 @@ static int toy_error(void *ctx)
 	return -1;
 }
 
+static void toy_tls_begin(void *ctx)
+{
+	((struct toy *)ctx)->tls_begun++;
+}
+
+static void toy_tls_done(void *ctx, int ok)
+{
+	((struct toy *)ctx)->tls_ok = ok;
+}
+
 static const struct smtpd_hooks toy_hooks = {
 	.helo = toy_helo, .mail = toy_mail, .rcpt = toy_rcpt,
 	.data_begin = toy_data_begin, .data = toy_data, .data_end = toy_data_end,
 	.data_abort = toy_data_abort, .reset = toy_reset, .error = toy_error,
+	.tls_begin = toy_tls_begin, .tls_done = toy_tls_done,
 };
 
 static struct smtpd_conf toy_conf(void)
@@ -192,6 +204,7 @@ struct client {
 	int		 eof;		/* shut the writing side after the last part */
 	int		 refuse_data;	/* the toy refuses to open messages */
 	unsigned	 error_limit;	/* the toy's error hook ends the session */
+	void		(*run)(struct client *);	/* instead of the parts */
 	char		 out[1 << 16];
 	size_t		 outlen;
 };
@@ -222,6 +235,10 @@ static void *client_run(void *arg)
 {
 	struct client *c = arg;
 
+	if (c->run != NULL) {
+		c->run(c);
+		return NULL;
+	}
 	for (int i = 0; i < PARTS && c->part[i] != NULL; i++) {
 		size_t off = 0;
 
@@ -254,6 +271,7 @@ static void converse(struct toy *t, const struct smtpd_conf *conf, struct client
 	memset(t, 0, sizeof(*t));
 	t->refuse_data = c->refuse_data;
 	t->error_limit = c->error_limit;
+	t->tls_ok = -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		abort();
 	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));

@@ -11,6 +11,8 @@
  */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "smtpd_toy.h"
 #include "log.h"
@@ -108,6 +110,98 @@ TEST(starttls_in_transaction)
 	EXPECT(strstr(out, "250-STARTTLS\r\n") != NULL);
 	EXPECT_REPLIES(out, "250 ENHANCEDSTATUSCODES", "250 2.1.0 Ok",
 	    "503 5.5.1 STARTTLS not allowed in a transaction", "221 2.0.0 Bye");
+	SSL_CTX_free(conf.tls);
+}
+
+/* A server context with a fresh self-signed P-256 certificate for t.test. */
+static SSL_CTX *tls_server_ctx(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	X509_NAME *name;
+
+	if (key == NULL || x == NULL || ctx == NULL)
+		abort();
+	name = X509_get_subject_name(x);
+	if (X509_set_version(x, 2) != 1 || ASN1_INTEGER_set(X509_get_serialNumber(x), 1) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 3600) == NULL || X509_set_pubkey(x, key) != 1 ||
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"t.test",
+	    -1, -1, 0) != 1 || X509_set_issuer_name(x, name) != 1 ||
+	    X509_sign(x, key, EVP_sha256()) == 0 || SSL_CTX_use_certificate(ctx, x) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, key) != 1)
+		abort();
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+/* Plaintext: EHLO, STARTTLS and a pipelined NOOP in one write (the NOOP must
+ * be discarded), then after the 220 a TLS handshake (or, with c->eof set,
+ * garbage instead of it) and over TLS: MAIL before EHLO, EHLO, STARTTLS,
+ * QUIT. Every reply, plain and TLS, lands in c->out. */
+static void tls_client(struct client *c)
+{
+	static const char plain[] = "EHLO c.test\r\nSTARTTLS\r\nNOOP\r\n";
+	static const char secure[] = "MAIL FROM:<a@b.test>\r\nEHLO c.test\r\nSTARTTLS\r\nQUIT\r\n";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	int n;
+
+	if (write(c->fd, plain, sizeof(plain) - 1) != (ssize_t)sizeof(plain) - 1)
+		abort();
+	while (strstr(c->out, "220 2.0.0 ") == NULL)
+		if (client_read(c) != 0)
+			goto done;
+	if (c->eof) {	/* not TLS: the handshake fails */
+		if (write(c->fd, "HELLO\r\n\r\n", 9) != 9)
+			abort();
+		while (client_read(c) == 0)
+			;
+		goto done;
+	}
+	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, c->fd) != 1)
+		abort();
+	if (SSL_connect(ssl) == 1 && SSL_write(ssl, secure, sizeof(secure) - 1) > 0)
+		while ((n = SSL_read(ssl, c->out + c->outlen, (int)(sizeof(c->out) - 1 - c->outlen))) > 0)
+			c->out[c->outlen += (size_t)n] = '\0';
+	SSL_free(ssl);
+done:
+	SSL_CTX_free(ctx);
+}
+
+TEST(starttls)
+{
+	struct smtpd_conf conf = toy_conf();
+	struct client c;
+	struct toy t;
+
+	conf.tls = tls_server_ctx();
+	memset(&c, 0, sizeof(c));
+	c.run = tls_client;
+	converse(&t, &conf, &c, NULL);
+	EXPECT(strstr(c.out, "250-STARTTLS\r\n") != NULL);
+	/* no reply to the NOOP; after TLS the state is reset: EHLO again, and
+	 * STARTTLS is no longer offered */
+	EXPECT_REPLIES(c.out, "250 ENHANCEDSTATUSCODES", "220 2.0.0 Ready to start TLS",
+	    "503 5.5.1 Send EHLO first", "250 ENHANCEDSTATUSCODES", "503 5.5.1 TLS already active",
+	    "221 2.0.0 Bye");
+	EXPECT(strstr(strstr(c.out, "220 2.0.0 "), "STARTTLS\r\n") == NULL);
+	EXPECT_INT(t.e.tls, 1);
+	EXPECT(t.e.tls_version[0] != '\0' && t.e.tls_cipher[0] != '\0');
+	EXPECT_INT(t.tls_begun, 1);
+	EXPECT_INT(t.tls_ok, 1);
+	EXPECT_INT(t.e.errors, 2);
+
+	memset(&c, 0, sizeof(c));
+	c.run = tls_client;
+	c.eof = 1;	/* the client does not speak TLS */
+	converse(&t, &conf, &c, NULL);
+	EXPECT_REPLIES(c.out, "250 ENHANCEDSTATUSCODES", "220 2.0.0 Ready to start TLS");
+	EXPECT_INT(t.e.tls, 0);
+	EXPECT_INT(t.tls_ok, 0);
+	EXPECT_INT(t.e.state, SMTPD_QUIT);
 	SSL_CTX_free(conf.tls);
 }
 
@@ -459,6 +553,7 @@ int main(void)
 	RUN(session_refused_by_program);
 	RUN(starttls_without_certificate);
 	RUN(starttls_in_transaction);
+	RUN(starttls);
 	RUN(pipelined_groups);
 	RUN(replies_flushed_before_wait);
 	RUN(sequence_503);
