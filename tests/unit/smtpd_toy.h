@@ -205,6 +205,7 @@ struct client {
 	int		 refuse_data;	/* the toy refuses to open messages */
 	unsigned	 error_limit;	/* the toy's error hook ends the session */
 	void		(*run)(struct client *);	/* instead of the parts */
+	const struct smtpd_hooks *hooks;	/* instead of toy_hooks */
 	char		 out[1 << 16];
 	size_t		 outlen;
 };
@@ -276,7 +277,8 @@ static void converse(struct toy *t, const struct smtpd_conf *conf, struct client
 		abort();
 	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	c->fd = sv[1];
-	if (smtpd_init(&t->e, sv[0], 8192, conf, &toy_hooks, t, "test") != 0) {
+	if (smtpd_init(&t->e, sv[0], 8192, conf, c->hooks != NULL ? c->hooks : &toy_hooks, t,
+	    "test") != 0) {
 		FAILF("smtpd_init failed");
 		abort();
 	}

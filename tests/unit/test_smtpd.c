@@ -4,10 +4,11 @@
  * commands, one reply per command in pipelined groups (and flushed before
  * the engine waits), the 503 sequence replies, the line rules (500/501),
  * the error limit and the program's error hook (421), MAIL/RCPT parameters
- * and addresses (555/552/553/452), STARTTLS without a certificate (502),
- * the command and session timeouts (421) and the engine's log lines. The
- * message readers are in test_smtpd_data.c; the toy program and the
- * client in smtpd_toy.h.
+ * and addresses (555/552/553/452), STARTTLS (502 without a certificate;
+ * with one: pipelined plaintext discarded, EHLO again, 503 when active),
+ * AUTH framing, the command and session timeouts (421) and the engine's
+ * log lines. The message readers are in test_smtpd_data.c; the toy program
+ * and the client in smtpd_toy.h.
  */
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -203,6 +204,43 @@ TEST(starttls)
 	EXPECT_INT(t.tls_ok, 0);
 	EXPECT_INT(t.e.state, SMTPD_QUIT);
 	SSL_CTX_free(conf.tls);
+}
+
+/* AUTH framing: the engine checks state and argument, the exchange is the
+ * program's (here: one line, 235 for "PLAIN good", else 535). */
+static void toy_auth(void *ctx, const char *args)
+{
+	struct toy *t = ctx;
+
+	(void)smtpd_reply(&t->e, strcmp(args, "PLAIN good") == 0 ?
+	    "235 2.7.0 Authentication successful" : "535 5.7.8 Authentication credentials invalid");
+}
+
+static const char *toy_auth_offer(void *ctx)
+{
+	(void)ctx;
+	return "PLAIN LOGIN";
+}
+
+TEST(auth_framing)
+{
+	struct smtpd_hooks hooks = toy_hooks;
+	struct smtpd_conf conf = toy_conf();
+	static const char in[] = "AUTH PLAIN good\r\nEHLO c.test\r\nAUTH\r\nAUTH PLAIN bad\r\n"
+	    "AUTH PLAIN good\r\nMAIL FROM:<a@b.test>\r\nAUTH PLAIN good\r\nHELP\r\n";
+	struct client c;
+	struct toy t;
+
+	hooks.auth = toy_auth;
+	hooks.auth_offer = toy_auth_offer;
+	client_once(&c, in, sizeof(in) - 1, 1);
+	c.hooks = &hooks;
+	converse(&t, &conf, &c, NULL);
+	EXPECT(strstr(c.out, "\r\n250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n") != NULL);
+	EXPECT_REPLIES(c.out, "503 5.5.1 Send EHLO first", "250 ENHANCEDSTATUSCODES",
+	    "501 5.5.4 Syntax: AUTH needs an argument", "535 5.7.8 Authentication credentials invalid",
+	    "235 2.7.0 Authentication successful", "250 2.1.0 Ok", "503 5.5.1 Bad sequence of commands",
+	    "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY AUTH");
 }
 
 /* ------------------------------------------------------------ pipelining */
@@ -554,6 +592,7 @@ int main(void)
 	RUN(starttls_without_certificate);
 	RUN(starttls_in_transaction);
 	RUN(starttls);
+	RUN(auth_framing);
 	RUN(pipelined_groups);
 	RUN(replies_flushed_before_wait);
 	RUN(sequence_503);
