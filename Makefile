@@ -71,7 +71,7 @@ $(B)/tailwart-milter: $(call obj,$(MILTER_SRC)) $(POLICY_A) $(LIB_A)
 
 # Unit tests link lib/ and policy/ (and may include a program's .c directly
 # to test its static functions).
-$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(POLICY_A) $(LIB_A)
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(POLICY_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(POLICY_A) $(LIB_A) $(PKG_LIBS)

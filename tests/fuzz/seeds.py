@@ -172,14 +172,14 @@ SESSIONS = {
 }
 
 
-def smtp_seeds(target, pattern, skip=()):
+def smtp_seeds(target, pattern, skip=(), prefix=b""):
     for name, s in SESSIONS.items():
         if name in skip:
             continue
-        put(target, "s-" + name, s.encode("latin-1") if isinstance(s, str) else s)
+        put(target, "s-" + name, prefix + (s.encode("latin-1") if isinstance(s, str) else s))
     for script, n, data in dialogues(pattern):
         if 0 < len(data) <= 8192:
-            put(target, "d-%s-%d" % (script.replace(".sh", ""), n), data)
+            put(target, "d-%s-%d" % (script.replace(".sh", ""), n), prefix + data)
 
 
 smtp_seeds("fuzz_gate", "*gate*.sh")
@@ -188,6 +188,45 @@ smtp_seeds("fuzz_gate", "*gate*.sh")
 smtp_seeds("fuzz_relay", "*relay*.sh", skip=("smuggle-lf",))
 put("fuzz_relay", "s-bdat", "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@x.test>\r\n"
     "BDAT 7\r\nhello\r\nBDAT 0 LAST\r\nQUIT\r\n")
+
+# lib/smtpd (fuzz_smtpd): byte 0 is the session's settings (see the
+# target: 0x01 CHUNKING, 0x02 SMTPUTF8, 0x04 DSN, 0x08 messages refused,
+# 0x10 4 KiB read buffer, 0x20 size limit 100, 0x40 session refused, 0x80
+# MAIL/RCPT parameters and max_errors 5); the gate's and the relay's dialogues
+smtp_seeds("fuzz_smtpd", "*gate*.sh", prefix=b"\x03")
+for script, n, data in dialogues("*relay*.sh"):
+    if 0 < len(data) <= 8192:
+        put("fuzz_smtpd", "d-%s-%d" % (script.replace(".sh", ""), n), b"\x87" + data)
+TXN = "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@x.test>\r\n"
+SMTPD = {
+    "bdat": (0x01, TXN + "BDAT 7\r\nhello\r\nBDAT 0 LAST\r\nQUIT\r\n"),
+    "bdat-crlf-split": (0x01, TXN + "BDAT 3\r\nab\rBDAT 3 LAST\r\n\n.\r\nQUIT\r\n"),
+    "bdat-bare": (0x01, TXN + "BDAT 4 LAST\r\na\nb\rMAIL FROM:<a@b.example>\r\nRCPT TO:<u@x.test>\r\n"
+                  "BDAT 3 LAST\r\nab\rNOOP\r\n"),
+    "bdat-seq": (0x01, "BDAT 3\r\nabcEHLO c\r\nBDAT 2\r\nxyMAIL FROM:<a@b.example>\r\n"
+                 "RCPT TO:<u@x.test>\r\nBDAT 5\r\n12345DATA\r\nEHLO d\r\nRSET\r\nBDAT 1 LAST\r\nz"),
+    "bdat-syntax": (0x01, TXN + "BDAT\r\nBDAT x\r\nBDAT 3 FOO\r\nBDAT -1\r\nBDAT 99999999999\r\n"),
+    "bdat-big": (0x21, TXN + "BDAT 90\r\n" + "x" * 88 + "\r\nBDAT 20 LAST\r\n" + "y" * 18 + "\r\n"
+                 "MAIL FROM:<a@b.example>\r\nRCPT TO:<u@x.test>\r\nBDAT 2000000\r\n"),
+    "bdat-off": (0x00, TXN + "BDAT 4 LAST\r\nNOOP\r\nQUIT\r\n"),
+    "bdat-refused": (0x09, TXN + "BDAT 3\r\nabcBDAT 2 LAST\r\nxyDATA\r\nRSET\r\n"),
+    "data-big": (0x20, TXN + "DATA\r\n" + ("y" * 48 + "\r\n") * 3 + ".\r\n" + TXN[9:] + "DATA\r\nsmall\r\n.\r\n"),
+    "data-refused": (0x08, TXN + "DATA\r\nhello\r\n.\r\nMAIL FROM:<a@b.example>\r\n"),
+    "starttls": (0x03, "EHLO c\r\nSTARTTLS\r\nSTARTTLS x\r\nEHLO c\r\nMAIL FROM:<a@b.example>\r\nSTARTTLS\r\n"),
+    "sequence": (0x03, "MAIL FROM:<a@b>\r\nRCPT TO:<u@x.test>\r\nDATA\r\nEHLO c\r\nRCPT TO:<u@x.test>\r\n"
+                 "DATA\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\nDATA\r\n"
+                 "RCPT TO:<refuse@x.test>\r\nDATA\r\nAUTH PLAIN\r\nHELO c\r\nMAIL FROM:<a@b.example> SIZE=1\r\n"),
+    "params": (0x83, "EHLO c\r\nMAIL FROM:<a@b.example> SIZE=abc\r\nMAIL FROM:<a@b.example> SIZE=99999\r\n"
+               "MAIL FROM:<a@b.example> BODY=BINARYMIME\r\nMAIL FROM:<a@b.example> RET=HDRS ENVID=x\r\n"
+               "RCPT TO:<u@x.test> NOTIFY=NEVER\r\nRCPT TO:<v@x.test> FOO=1\r\nRCPT TO:<w@x.test>\r\n"
+               "RCPT TO:<x@x.test>\r\nRCPT TO:<y@x.test>\r\n"),
+    "refused-session": (0x41, "EHLO c\r\nNOOP\r\nMAIL FROM:<a@b.example>\r\nRSET\r\nBDAT 3\r\nabcQUIT\r\n"),
+    "errors": (0x80, "FOO\r\nBAR\r\nNOOP\nNO\0OP\r\nEHLO a\x01b\r\nEHLO\r\nNOOP\r\n"),
+    "huge-line": (0x13, "EHLO c\r\nNOOP " + "A" * 9000 + "\r\nNOOP\r\n" + "B" * 5000 + "\rNOOP\r\nQUIT\r\n"),
+    "tail": (0x03, "EHLO c\r\nNOOP"),
+}
+for name, (flags, text) in SMTPD.items():
+    put("fuzz_smtpd", "s-" + name, bytes([flags]) + text.encode("latin-1"))
 
 
 # ---- spool: queue files and state files as relay_spool.c writes them -----
