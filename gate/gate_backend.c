@@ -252,6 +252,7 @@ gate_backend_close(struct gate_session *s, int send_quit)
 	s->be.fd = -1;
 	s->be.mail_pending = 0;
 	s->be.mail_refusal.code = 0;
+	s->be.data_reply.code = 0;
 	memset(&s->be.caps, 0, sizeof(s->be.caps));
 }
 
@@ -296,33 +297,66 @@ backend_mail_reply(struct gate_session *s, struct smtp_reply *r, enum smtp_rstat
 	return 0;
 }
 
-int
-gate_backend_relay(struct gate_session *s, const char *fmt, ...)
+/* The backend's reply to a relayed command, to the client; a 421 ends
+ * the session with the backend's words. The code, or -1. */
+static int
+relay_reply(struct gate_session *s, const struct smtp_reply *r)
 {
-	char cmd[SMTP_LINE_MAX + 512];
+	gate_metric_backend_reply(r->code);
+	if (gate_backend_pass(s, r) != 0)
+		return -1;
+	if (r->code == 421) {
+		/* the backend is closing: so do we, with its words */
+		log_warn("%s backend=%s status=closing reply=\"421\"", s->id, s->be.addr);
+		gate_backend_close(s, 0);
+		smtpd_enter(&s->e, SMTPD_QUIT);
+		return -1;
+	}
+	return r->code;
+}
+
+/* Send cmd (after a held MAIL, and followed by DATA when with_data, all
+ * in one write) and relay its reply; DATA's reply is kept in
+ * s->be.data_reply. */
+static int
+relay_cmd(struct gate_session *s, const char *cmd, int with_data)
+{
 	struct smtp_reply r;
 	enum smtp_rstatus st;
-	va_list ap;
-	int n;
+	int mail_ok = 1;
 
-	va_start(ap, fmt);
-	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(cmd)) {
-		smtpd_reply(&s->e, "500 5.5.2 Line too long");
-		return 500;
+	if (s->be.data_reply.code == 354) {
+		/* the backend waits for content the client never sent (the
+		 * engine ends such a transaction first): never reached */
+		log_warn("%s backend=%s status=reset reason=\"left in DATA\"", s->id, s->be.addr);
+		gate_backend_close(s, 0);
 	}
+	s->be.data_reply.code = 0;
 	if (s->be.mail_refusal.code != 0) {	/* the backend refused the MAIL: its reply again */
 		if (gate_backend_pass(s, &s->be.mail_refusal) != 0)
 			return -1;
 		return s->be.mail_refusal.code;
 	}
-	if (s->be.mail_pending && io_printf(&s->be.io, "%s\r\n", s->be.mail_cmd) != 0)
+	if (s->be.fd < 0)
+		st = SMTP_R_ERROR;
+	else if (s->be.mail_pending && io_printf(&s->be.io, "%s\r\n", s->be.mail_cmd) != 0)
+		st = SMTP_R_ERROR;
+	else if (with_data && io_printf(&s->be.io, "%s\r\n", cmd) != 0)
 		st = SMTP_R_ERROR;
 	else
-		st = smtp_command(&s->be.io, &r, "%s", cmd);
-	if (st == SMTP_R_OK && s->be.mail_pending && backend_mail_reply(s, &r, &st) < 0)
-		st = st == SMTP_R_OK ? SMTP_R_ERROR : st;
+		st = smtp_command(&s->be.io, &r, "%s", with_data ? "DATA" : cmd);
+	if (st == SMTP_R_OK && s->be.mail_pending) {
+		int rc = backend_mail_reply(s, &r, &st);
+		if (rc < 0)
+			st = st == SMTP_R_OK ? SMTP_R_ERROR : st;
+		mail_ok = rc > 0;
+	}
+	if (st == SMTP_R_OK && with_data && r.code != 421) {
+		struct smtp_reply dr;
+		st = smtp_read_reply(&s->be.io, &dr);
+		if (st == SMTP_R_OK && mail_ok)
+			s->be.data_reply = dr;
+	}
 	if (st != SMTP_R_OK || r.code < 200) {
 		log_warn("%s backend=%s status=lost during=\"%.20s\" reason=%s reply=\"421 4.4.2\"",
 		    s->id, s->be.addr, cmd,
@@ -333,17 +367,52 @@ gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 		smtpd_enter(&s->e, SMTPD_QUIT);
 		return -1;
 	}
-	gate_metric_backend_reply(r.code);
-	if (gate_backend_pass(s, &r) != 0)
-		return -1;
-	if (r.code == 421) {
-		/* the backend is closing: so do we, with its words */
-		log_warn("%s backend=%s status=closing reply=\"421\"", s->id, s->be.addr);
-		gate_backend_close(s, 0);
-		smtpd_enter(&s->e, SMTPD_QUIT);
-		return -1;
+	return relay_reply(s, &r);
+}
+
+int
+gate_backend_relay(struct gate_session *s, const char *fmt, ...)
+{
+	char cmd[SMTP_LINE_MAX + 512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(cmd)) {
+		smtpd_reply(&s->e, "500 5.5.2 Line too long");
+		return 500;
 	}
-	return r.code;
+	return relay_cmd(s, cmd, 0);
+}
+
+/* RCPT toward the backend. When the client pipelined DATA right behind it
+ * and the backend pipelines (and has no CHUNKING: BDAT needs no DATA),
+ * DATA goes in the same write (RFC 2920 allows DATA last in a group): one
+ * round trip less per message. Its reply waits for gate_backend_data. */
+int
+gate_backend_rcpt(struct gate_session *s, const char *addr, int with_data)
+{
+	char cmd[SMTP_PATH_MAX + 16];
+
+	with_data = with_data && s->be.caps.pipelining && !s->be.caps.chunking;
+	snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>", addr);
+	return relay_cmd(s, cmd, with_data);
+}
+
+/* DATA toward the backend, or the reply it gave to the DATA that went
+ * with the last RCPT; relayed to the client. The code, or -1. */
+int
+gate_backend_data(struct gate_session *s)
+{
+	struct smtp_reply r;
+
+	if (s->be.data_reply.code == 0)
+		return gate_backend_relay(s, "DATA");
+	r = s->be.data_reply;
+	s->be.data_reply.code = 0;
+	return relay_reply(s, &r);
 }
 
 /* The backend's reply, all its lines, queued for the client as it is
@@ -369,6 +438,11 @@ gate_backend_rset(struct gate_session *s)
 
 	s->be.mail_pending = 0;
 	s->be.mail_refusal.code = 0;
+	if (s->be.data_reply.code == 354) {
+		gate_backend_close(s, 0);	/* it waits for content: only a close ends that */
+		return;
+	}
+	s->be.data_reply.code = 0;
 	if (s->be.fd < 0 || !sent)
 		return;		/* no transaction open at the backend: nothing to reset */
 	if (smtp_command(&s->be.io, &r, "RSET") != SMTP_R_OK || r.code != 250)

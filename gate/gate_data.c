@@ -99,7 +99,7 @@ gate_data_begin(struct gate_session *s, int relay_354)
 		}
 	} else if (relay_354) {
 		/* DATA: content goes to the backend only after its 354 */
-		int code = gate_backend_relay(s, "DATA");
+		int code = gate_backend_data(s);
 		if (code < 0)
 			return -1;
 		if (code != 354) {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -126,6 +127,16 @@ hook_mail(void *ctx, const struct smtp_path *p, const struct smtpd_mail *m)
 	return SMTPD_ACCEPT;
 }
 
+/* Is DATA the client's next command, already here (pipelined)? */
+static int
+client_sent_data(const struct gate_session *s)
+{
+	size_t n;
+	const char *p = io_peek(&s->e.io, &n);
+
+	return n >= 6 && strncasecmp(p, "DATA\r\n", 6) == 0;
+}
+
 static enum smtpd_verdict
 hook_rcpt(void *ctx, const struct smtp_path *p)
 {
@@ -141,7 +152,7 @@ hook_rcpt(void *ctx, const struct smtp_path *p)
 		smtpd_reply(&s->e, "451 4.3.0 Out of memory");
 		return SMTPD_REFUSE;
 	}
-	code = gate_backend_relay(s, "RCPT TO:<%s>", p->addr);
+	code = gate_backend_rcpt(s, p->addr, !gate_filter_active(s) && client_sent_data(s));
 	if (code < 0)
 		return SMTPD_REFUSE;
 	if (code / 100 == 2) {

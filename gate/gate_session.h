@@ -34,6 +34,10 @@ struct gate_backend {
 	char		 mail_cmd[SMTP_LINE_MAX];
 	int		 mail_pending;
 	struct smtp_reply mail_refusal;
+	/* DATA sent with the last RCPT (the client pipelined it, the backend
+	 * pipelines and has no CHUNKING): its reply (code != 0), kept for the
+	 * data_begin hook. 354 means the backend waits for content. */
+	struct smtp_reply data_reply;
 };
 
 /* The message in flight (between the data_begin and data_end/abort hooks). */
@@ -90,6 +94,10 @@ int  gate_backend_mail(struct gate_session *s, const char *cmd);
  * 421 4.4.2 and the session ends). */
 int  gate_backend_relay(struct gate_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* RCPT, with DATA in the same write when the client pipelined it (and
+ * the backend can take it); DATA, or the reply to that pipelined DATA. */
+int  gate_backend_rcpt(struct gate_session *s, const char *addr, int with_data);
+int  gate_backend_data(struct gate_session *s);
 /* A reply the backend gave, to the client as it is (all its lines). */
 int  gate_backend_pass(struct gate_session *s, const struct smtp_reply *r);
 

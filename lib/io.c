@@ -253,6 +253,13 @@ io_pending(const struct io *io)
 	return io->rlen;
 }
 
+const char *
+io_peek(const struct io *io, size_t *n)
+{
+	*n = io->rlen;
+	return io->rbuf + io->roff;
+}
+
 int
 io_preload(struct io *io, const void *p, size_t n)
 {

@@ -57,6 +57,8 @@ enum io_status io_getbytes(struct io *io, size_t want, const char **p, size_t *g
 
 /* Bytes already buffered and not consumed (pipelining detection). */
 size_t io_pending(const struct io *io);
+/* Those bytes themselves (*n of them), without consuming them. */
+const char *io_peek(const struct io *io, size_t *n);
 /* Put bytes already read elsewhere (by another process) in front of the
  * input. 0, or -1 if they do not fit. */
 int  io_preload(struct io *io, const void *p, size_t n);

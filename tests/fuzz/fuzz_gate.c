@@ -15,7 +15,8 @@
  *   - a command other than EHLO XCLIENT MAIL RCPT DATA BDAT RSET QUIT, an
  *     RCPT/DATA/BDAT outside a transaction (but for the one RCPT right
  *     after a MAIL it refused: the gate pipelines MAIL with the first
- *     RCPT), BDAT to a backend without CHUNKING;
+ *     RCPT, and a DATA pipelined with the RCPT, which is answered 503/554
+ *     as Postfix does), BDAT to a backend without CHUNKING;
  *   - a MAIL/RCPT whose address (and parameters) does not come from a
  *     client command line, in order, after the last forwarded one;
  *   - message content with a bare CR or LF, a line starting with a dot
@@ -67,6 +68,8 @@ struct fuzz_be {
 	size_t		 rlen, roff;
 	int		 in_txn;
 	int		 mail_refused;	/* the last command was a MAIL we refused */
+	unsigned	 writes;	/* the gate's writes so far */
+	unsigned	 rcpt_write;	/* the write that held the last command, if a RCPT */
 	unsigned	 nrcpt;
 };
 
@@ -230,13 +233,15 @@ static void
 be_command(char *l, size_t n)
 {
 	char *addr, *gt;
-	int refused;
+	int refused, pipelined;
 
 	if (n < 2 || l[n - 2] != '\r' || memchr(l, '\r', n - 2) != NULL || memchr(l, '\0', n))
 		abort();	/* bad line end / bare CR / NUL toward the backend */
 	l[n - 2] = '\0';
 	refused = be.mail_refused;
 	be.mail_refused = 0;
+	pipelined = be.rcpt_write == be.writes;	/* DATA right behind a RCPT, same write */
+	be.rcpt_write = 0;
 	if (!strncmp(l, "EHLO ", 5)) {
 		be_say("250-backend.test\r\n250-PIPELINING\r\n250-SIZE 20000000\r\n"
 		    "250-8BITMIME\r\n250-SMTPUTF8\r\n");
@@ -263,6 +268,7 @@ be_command(char *l, size_t n)
 		be_say("250 2.1.0 Ok\r\n");
 	} else if (!strncmp(l, "RCPT TO:<", 9) && (gt = strrchr(l, '>')) != NULL) {
 		addr = l + 9;
+		be.rcpt_write = be.writes;
 		if (!be.in_txn && refused) {
 			/* the one RCPT pipelined with a MAIL we refused */
 			be_check_envelope("RCPT", addr, (size_t)(gt - addr), gt + 1);
@@ -283,8 +289,16 @@ be_command(char *l, size_t n)
 			be_say("250 2.1.5 Ok\r\n");
 		}
 	} else if (!strcmp(l, "DATA")) {
-		if (!be.in_txn || be.nrcpt == 0)
-			abort();
+		/* DATA pipelined with the RCPT (RFC 2920) may follow a refused
+		 * MAIL or a refused only RCPT: answered as Postfix does, and the
+		 * gate must send no content (it would be read as commands) */
+		if (!be.in_txn || be.nrcpt == 0) {
+			if (!pipelined)
+				abort();	/* DATA with no recipient, not pipelined */
+			be_say(!be.in_txn ? "503 5.5.1 Error: need RCPT command\r\n" :
+			    "554 5.5.1 Error: no valid recipients\r\n");
+			return;
+		}
 		be.state = BE_DATA;
 		be.rawlen = 0;
 		be_say("354 End data with <CR><LF>.<CR><LF>\r\n");
@@ -429,6 +443,7 @@ fuzz_write(int fd, const void *p, size_t n)
 		errno = EPIPE;
 		return -1;
 	}
+	be.writes++;
 	be_feed(p, n);
 	return (ssize_t)n;
 }

@@ -6,7 +6,13 @@
 # write): a sender the backend refuses gets the gate's 250 to MAIL and the
 # backend's refusal, in its words, as the reply to every RCPT; nothing is
 # accepted; RSET and the next transaction work.
-# Ports: gate 25130, backend 26130.
+# DATA goes to a backend that pipelines but has no CHUNKING (Postfix with
+# smtpd_discard_ehlo_keywords = chunking) in the same write as the last
+# RCPT when the client pipelined it: replies in order, a recipient or all
+# recipients refused, messages land; the wire (a fake backend logging what
+# came with each command) shows RCPT and DATA arriving together only when
+# the client pipelined them.
+# Ports: gates 25130 25131 25132, backends 26130 26131, fake 26132.
 . "$(dirname "$0")/../lib.sh"
 T=$(tw_tmpdir)
 tw_need_gate
@@ -151,4 +157,98 @@ eof
 EOF2
 
 tw_check "gate stops on SIGTERM within 15 s" tw_stop_gate
+
+# --- DATA pipelined toward a backend without CHUNKING -------------------------
+BACKEND_MAIN_CF="smtpd_discard_ehlo_keywords = chunking" tw_backend_start be2 26131 proxy
+tw_gate_conf "$T/g2.conf" listen=127.0.0.1:25131 backend=127.0.0.1:26131 pid_file="$T/g2.pid"
+tw_start_gate "$T/g2.conf" g2 >/dev/null || tw_fail "second gate starts"
+MD2="$T/be2/mail/user"
+tw_chat_expect "no CHUNKING, pipelined: RCPT+DATA together, replies in order" -b 127.0.0.9 127.0.0.1 25131 <<'EOF2'
+< 220
+>> EHLO client.example.org\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<user@example.test>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\n
+< 250 
+< 250 2\.1\.0
+< 250 2\.1\.5
+< 550 5\.1\.1
+< 354
+>> Subject: tw dpipe 1\r\n\r\none\r\n.\r\nMAIL FROM:<b@example.org>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\n
+< 250 2\.0\.0
+< 250 2\.1\.0
+< 550 5\.1\.1
+< 554 5\.5\.1
+>> RSET\r\nMAIL FROM:<c@example.org>\r\nRCPT TO:<user@example.test>\r\nDATA\r\n
+< 250
+< 250 2\.1\.0
+< 250 2\.1\.5
+< 354
+>> Subject: tw dpipe 2\r\n\r\ntwo\r\n.\r\nRSET\r\nMAIL FROM:<d@example.org>\r\nRCPT TO:<user@example.test>\r\nDATA\r\n
+< 250 2\.0\.0
+< 250
+< 250 2\.1\.0
+< 250 2\.1\.5
+< 354
+>> Subject: tw dpipe 3\r\n\r\nthree\r\n.\r\nQUIT\r\n
+< 250 2\.0\.0
+< 221
+eof
+EOF2
+tw_check "no CHUNKING, pipelined: the three messages landed" tw_wait_maildir "$MD2" 3 15
+tw_check "no CHUNKING, pipelined: they are dpipe 1, 2 and 3" sh -c \
+	"for n in 1 2 3; do grep -l \"Subject: tw dpipe \$n\" '$MD2'/new/* | grep -q . || exit 1; done"
+# a client that sends DATA, then drops: the backend (told DATA with the RCPT)
+# must not take anything
+n2=$(tw_maildir_count "$MD2")
+tw_chat_expect "no CHUNKING, pipelined DATA, client gone after 354" -b 127.0.0.9 127.0.0.1 25131 <<'EOF2'
+< 220
+>> EHLO client.example.org\r\nMAIL FROM:<e@example.org>\r\nRCPT TO:<user@example.test>\r\nDATA\r\n
+< 250 
+< 250 2\.1\.0
+< 250 2\.1\.5
+< 354
+>> Subject: tw dpipe cut\r\n\r\npart
+EOF2
+sleep 2
+tw_check "no CHUNKING, client gone mid-message: nothing landed" test "$(tw_maildir_count "$MD2")" -eq "$n2"
+tw_stop_gate g2
+
+python3 "$TW_PEERS/fakebackend.py" --die-at none --lifetime 60 --log "$T/fakep.log" 26132 \
+	>/dev/null 2>&1 </dev/null &
+tw_cleanup_add "kill $! 2>/dev/null"
+tw_wait_port 127.0.0.1 26132 10
+tw_gate_conf "$T/g3.conf" listen=127.0.0.1:25132 backend=127.0.0.1:26132 pid_file="$T/g3.pid"
+tw_start_gate "$T/g3.conf" g3 >/dev/null || tw_fail "third gate starts"
+tw_chat_expect "fake backend: a client waiting for each reply" 127.0.0.1 25132 <<'EOF2'
+< 220
+> EHLO client.example.org
+< 250 
+> MAIL FROM:<a@example.org>
+< 250
+> RCPT TO:<user@example.test>
+< 250
+> DATA
+< 354
+> x
+> .
+< 250
+> QUIT
+< 221
+EOF2
+tw_check "wire: RCPT and DATA apart when the client waited" sh -c \
+	"grep -q '^cmd DATA' '$T/fakep.log' && ! grep -q '^ahead [0-9]* after RCPT' '$T/fakep.log'"
+tw_chat_expect "fake backend: a pipelining client" 127.0.0.1 25132 <<'EOF2'
+< 220
+>> EHLO client.example.org\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<user@example.test>\r\nDATA\r\n
+< 250 
+< 250
+< 250
+< 354
+> x
+> .
+< 250
+> QUIT
+< 221
+EOF2
+tw_check "wire: MAIL, RCPT and DATA in one write when the client pipelined" \
+	grep -q '^ahead 2 after MAIL' "$T/fakep.log"
+tw_stop_gate g3
 tw_summary

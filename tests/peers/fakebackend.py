@@ -23,7 +23,8 @@ chosen point:
                       SIZE 104857600,SMTPUTF8"); with "XCLIENT ..." in
                       it, XCLIENT is answered with a new 220 banner
     --log FILE        one line per event ("conn", "proxy ...", "cmd ...",
-                      "accepted", "closed-at ...")
+                      "accepted", "closed-at ...", and "ahead N after
+                      MAIL|RCPT" when N more lines came with that command)
     --max-conns N     exit after N connections (default 100)
     --lifetime S      exit after S seconds (default 120)
 
@@ -133,6 +134,9 @@ def session(s, a, log):
         text = cmd.decode("utf-8", "replace").strip()
         log("cmd " + text)
         verb = text.split(" ", 1)[0].upper()
+        if verb in ("MAIL", "RCPT") and b"\n" in buf:
+            # commands that came with this one (a pipelined group)
+            log("ahead %d after %s" % (buf.count(b"\n"), verb))
         if verb in ("EHLO", "HELO"):
             kw = [k.strip() for k in a.ext.split(",") if k.strip()]
             if a.chunking:
