@@ -68,15 +68,6 @@ static const char *const gate_foreign_keys[] = {
 };
 
 static int
-line_of(const struct conf *c, const char *key)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (strcmp(c->v[i].key, key) == 0)
-			return c->v[i].line;
-	return 0;
-}
-
-static int
 add_listener(struct gate_settings *s, enum gate_listener_kind kind,
     const struct net_endpoint *addr, const struct net_endpoint *target)
 {
@@ -102,7 +93,7 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 	char e2[512];
 
 	if (gate_backends_parse(s->backend_s, ',', &s->backends, &why) != 0) {
-		conf_error(err, errlen, c, line_of(c, "backend"), "backend: \"%s\": %s",
+		conf_error(err, errlen, c, conf_line(c, "backend"), "backend: \"%s\": %s",
 		    s->backend_s, why);
 		return -1;
 	}
@@ -113,13 +104,13 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 	s->be_rule.backoff_max_s = s->backend_backoff_max < s->backend_backoff ?
 	    s->backend_backoff : s->backend_backoff_max;
 	if (s->listen.n == 0) {
-		conf_error(err, errlen, c, line_of(c, "listen"), "listen: no address");
+		conf_error(err, errlen, c, conf_line(c, "listen"), "listen: no address");
 		return -1;
 	}
 	for (size_t i = 0; i < s->listen.n; i++) {
 		struct net_endpoint ep;
 		if (net_parse_endpoint(s->listen.v[i], &ep, &why) != 0) {
-			conf_error(err, errlen, c, line_of(c, "listen"), "listen: \"%s\": %s",
+			conf_error(err, errlen, c, conf_line(c, "listen"), "listen: \"%s\": %s",
 			    s->listen.v[i], why);
 			return -1;
 		}
@@ -131,14 +122,14 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 		struct gate_backend_list tl;
 		char *item = s->passthrough.v[i], *eq = strchr(item, '=');
 		if (eq == NULL) {
-			conf_error(err, errlen, c, line_of(c, "passthrough"),
+			conf_error(err, errlen, c, conf_line(c, "passthrough"),
 			    "passthrough: \"%s\": expected LISTEN=BACKEND", item);
 			return -1;
 		}
 		*eq = '\0';
 		if (net_parse_endpoint(item, &ep, &why) != 0 ||
 		    gate_backends_parse(eq + 1, '|', &tl, &why) != 0) {
-			conf_error(err, errlen, c, line_of(c, "passthrough"),
+			conf_error(err, errlen, c, conf_line(c, "passthrough"),
 			    "passthrough: \"%s=%s\": %s", item, eq + 1, why);
 			*eq = '=';
 			return -1;
@@ -152,28 +143,28 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 		for (size_t j = i + 1; j < s->nlisteners; j++)
 			if (!strcmp(s->listeners[i].addr.host, s->listeners[j].addr.host) &&
 			    !strcmp(s->listeners[i].addr.port, s->listeners[j].addr.port)) {
-				conf_error(err, errlen, c, line_of(c, "passthrough"),
+				conf_error(err, errlen, c, conf_line(c, "passthrough"),
 				    "address %s:%s is used by two listeners",
 				    s->listeners[i].addr.host, s->listeners[i].addr.port);
 				return -1;
 			}
 	if (net_cidr_list_parse(s->trusted_proxies_s, &s->trusted_proxies, e2, sizeof(e2)) != 0) {
-		conf_error(err, errlen, c, line_of(c, "trusted_proxies"), "trusted_proxies: %s", e2);
+		conf_error(err, errlen, c, conf_line(c, "trusted_proxies"), "trusted_proxies: %s", e2);
 		return -1;
 	}
 	if (*s->metrics_listen && net_parse_endpoint(s->metrics_listen, &s->metrics_ep, &why) != 0) {
-		conf_error(err, errlen, c, line_of(c, "metrics_listen"), "metrics_listen: \"%s\": %s",
+		conf_error(err, errlen, c, conf_line(c, "metrics_listen"), "metrics_listen: \"%s\": %s",
 		    s->metrics_listen, why);
 		return -1;
 	}
 	if (s->workers_min > s->workers_max) {
-		conf_error(err, errlen, c, line_of(c, "workers_min"),
+		conf_error(err, errlen, c, conf_line(c, "workers_min"),
 		    "workers_min (%llu) is larger than workers_max (%llu)",
 		    s->workers_min, s->workers_max);
 		return -1;
 	}
 	if ((*s->tls_cert == '\0') != (*s->tls_key == '\0')) {
-		conf_error(err, errlen, c, line_of(c, *s->tls_cert ? "tls_cert" : "tls_key"),
+		conf_error(err, errlen, c, conf_line(c, *s->tls_cert ? "tls_cert" : "tls_key"),
 		    "tls_cert and tls_key must be set together");
 		return -1;
 	}
@@ -187,7 +178,7 @@ derive(struct conf *c, struct gate_settings *s, char *err, size_t errlen)
 		if (s->hostname == NULL)
 			goto oom;
 	} else if (!smtp_valid_helo(s->hostname)) {
-		conf_error(err, errlen, c, line_of(c, "hostname"), "hostname: \"%s\" is not a domain name",
+		conf_error(err, errlen, c, conf_line(c, "hostname"), "hostname: \"%s\" is not a domain name",
 		    s->hostname);
 		return -1;
 	}

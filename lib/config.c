@@ -637,6 +637,15 @@ conf_release(const struct conf_key *schema, void *target)
 	}
 }
 
+int
+conf_line(const struct conf *c, const char *key)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->v[i].key, key) == 0)
+			return c->v[i].line;
+	return 0;
+}
+
 struct conf_entry *
 conf_take(struct conf *c, const char *key)
 {

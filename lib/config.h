@@ -81,6 +81,8 @@ void conf_release(const struct conf_key *schema, void *target);
 /* Mark and return the next unused entry with this key (and any index),
  * or NULL. For indexed keys like rate_limit[...] and program-specific keys. */
 struct conf_entry *conf_take(struct conf *c, const char *key);
+/* The line where key was set (its first setting), or 0 when it was not. */
+int  conf_line(const struct conf *c, const char *key);
 int  conf_check_unused(const struct conf *c, char *err, size_t errlen);
 
 /* Value parsers: 0 on success, -1 with a short reason in *why. */

@@ -223,15 +223,6 @@ add_dkim(struct relay_config *cfg, const char *domain, const char *rest,
 /* The line of a key's (first) entry, for errors about its value; 0 if
  * the key was not in the file (its default was used). */
 static int
-kline(const struct conf *c, const char *key)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (strcmp(c->v[i].key, key) == 0)
-			return c->v[i].line;
-	return 0;
-}
-
-static int
 parse_rate(struct relay_config *cfg, const struct conf *c, char *err, size_t errlen)
 {
 	const char *s = cfg->rate_limit_s, *slash, *why = NULL;
@@ -245,14 +236,14 @@ parse_rate(struct relay_config *cfg, const struct conf *c, char *err, size_t err
 		return 0;
 	slash = strchr(s, '/');
 	if (slash == NULL || (size_t)(slash - s) >= sizeof(num)) {
-		conf_error(err, errlen, c, kline(c, "rate_limit"), "rate_limit: expected COUNT/PERIOD, e.g. 250/1h");
+		conf_error(err, errlen, c, conf_line(c, "rate_limit"), "rate_limit: expected COUNT/PERIOD, e.g. 250/1h");
 		return -1;
 	}
 	memcpy(num, s, (size_t)(slash - s));
 	num[slash - s] = '\0';
 	if (conf_parse_uint(num, &n, &why) != 0 || n == 0 ||
 	    conf_parse_duration(slash + 1, &per, &why) != 0 || per == 0) {
-		conf_error(err, errlen, c, kline(c, "rate_limit"), "rate_limit: bad value \"%s\"", s);
+		conf_error(err, errlen, c, conf_line(c, "rate_limit"), "rate_limit: bad value \"%s\"", s);
 		return -1;
 	}
 	cfg->rate_count = n;
@@ -268,7 +259,7 @@ check_metrics_listen(const struct relay_config *cfg, struct conf *c, char *err, 
 
 	if (net_parse_endpoint(cfg->metrics_listen, &ep, &why) == 0)
 		return 0;
-	conf_error(err, errlen, c, kline(c, "metrics_listen"), "metrics_listen: \"%s\": %s",
+	conf_error(err, errlen, c, conf_line(c, "metrics_listen"), "metrics_listen: \"%s\": %s",
 	    cfg->metrics_listen, why);
 	return -1;
 }
@@ -302,12 +293,12 @@ relay_config_load(const char *path, struct relay_config *cfg, char *err, size_t 
 		const char *v = cfg->dkim_sign_s.v[i];
 		size_t dl = strcspn(v, " \t");
 		if (dl == 0 || dl >= sizeof(dom)) {
-			conf_error(err, errlen, &c, kline(&c, "dkim_sign"), "dkim_sign: bad entry \"%s\"", v);
+			conf_error(err, errlen, &c, conf_line(&c, "dkim_sign"), "dkim_sign: bad entry \"%s\"", v);
 			goto fail;
 		}
 		memcpy(dom, v, dl);
 		dom[dl] = '\0';
-		if (add_dkim(cfg, dom, v + dl, &c, kline(&c, "dkim_sign"), err, errlen) != 0)
+		if (add_dkim(cfg, dom, v + dl, &c, conf_line(&c, "dkim_sign"), err, errlen) != 0)
 			goto fail;
 	}
 
@@ -315,7 +306,7 @@ relay_config_load(const char *path, struct relay_config *cfg, char *err, size_t 
 	    err, errlen) != 0)
 		goto fail;
 	if (cfg->smarthost_s.n == 0) {
-		conf_error(err, errlen, &c, kline(&c, "smarthost"), "smarthost: at least one is required");
+		conf_error(err, errlen, &c, conf_line(&c, "smarthost"), "smarthost: at least one is required");
 		goto fail;
 	}
 	cfg->smarthosts = calloc(cfg->smarthost_s.n, sizeof(*cfg->smarthosts));
@@ -325,7 +316,7 @@ relay_config_load(const char *path, struct relay_config *cfg, char *err, size_t 
 		const char *why = NULL;
 		if (relay_config_parse_smarthost(cfg->smarthost_s.v[i],
 		    &cfg->smarthosts[i], &why) != 0) {
-			conf_error(err, errlen, &c, kline(&c, "smarthost"), "smarthost \"%s\": %s",
+			conf_error(err, errlen, &c, conf_line(&c, "smarthost"), "smarthost \"%s\": %s",
 			    cfg->smarthost_s.v[i], why);
 			goto fail;
 		}
@@ -335,47 +326,47 @@ relay_config_load(const char *path, struct relay_config *cfg, char *err, size_t 
 		struct net_endpoint ep;
 		const char *why = NULL;
 		if (net_parse_endpoint(cfg->listen.v[i], &ep, &why) != 0) {
-			conf_error(err, errlen, &c, kline(&c, "listen"), "listen \"%s\": %s", cfg->listen.v[i], why);
+			conf_error(err, errlen, &c, conf_line(&c, "listen"), "listen \"%s\": %s", cfg->listen.v[i], why);
 			goto fail;
 		}
 	}
 	if (cfg->listen.n == 0) {
-		conf_error(err, errlen, &c, kline(&c, "listen"), "listen: at least one address is required");
+		conf_error(err, errlen, &c, conf_line(&c, "listen"), "listen: at least one address is required");
 		goto fail;
 	}
 	if (cfg->min_backoff > cfg->max_backoff) {
-		conf_error(err, errlen, &c, kline(&c, "min_backoff"), "min_backoff is larger than max_backoff");
+		conf_error(err, errlen, &c, conf_line(&c, "min_backoff"), "min_backoff is larger than max_backoff");
 		goto fail;
 	}
 	if (relay_config_set(cfg->auth_user) != relay_config_set(cfg->auth_password)) {
-		conf_error(err, errlen, &c, kline(&c, "auth_user"), "auth_user and auth_password go together");
+		conf_error(err, errlen, &c, conf_line(&c, "auth_user"), "auth_user and auth_password go together");
 		goto fail;
 	}
 	if (relay_config_set(cfg->metrics_listen) && check_metrics_listen(cfg, &c, err, errlen) != 0)
 		goto fail;
 	if (cfg->spool_dir[0] != '/') {
-		conf_error(err, errlen, &c, kline(&c, "spool_dir"), "spool_dir must be an absolute path");
+		conf_error(err, errlen, &c, conf_line(&c, "spool_dir"), "spool_dir must be an absolute path");
 		goto fail;
 	}
 	if (parse_rate(cfg, &c, err, errlen) != 0)
 		goto fail;
 	if (relay_config_set(cfg->smtpd_tls_cert) != relay_config_set(cfg->smtpd_tls_key)) {
-		conf_error(err, errlen, &c, kline(&c, "smtpd_tls_cert"), "smtpd_tls_cert and smtpd_tls_key go together");
+		conf_error(err, errlen, &c, conf_line(&c, "smtpd_tls_cert"), "smtpd_tls_cert and smtpd_tls_key go together");
 		goto fail;
 	}
 	if (relay_config_set(cfg->smtpd_auth_user) != relay_config_set(cfg->smtpd_auth_password)) {
-		conf_error(err, errlen, &c, kline(&c, "smtpd_auth_user"), "smtpd_auth_user and smtpd_auth_password go together");
+		conf_error(err, errlen, &c, conf_line(&c, "smtpd_auth_user"), "smtpd_auth_user and smtpd_auth_password go together");
 		goto fail;
 	}
 	if (relay_config_set(cfg->smtpd_auth_user) && !relay_config_set(cfg->smtpd_tls_cert)) {
-		conf_error(err, errlen, &c, kline(&c, "smtpd_auth_user"), "smtpd_auth_user needs smtpd_tls_cert: AUTH is offered only over TLS");
+		conf_error(err, errlen, &c, conf_line(&c, "smtpd_auth_user"), "smtpd_auth_user needs smtpd_tls_cert: AUTH is offered only over TLS");
 		goto fail;
 	}
 	if (relay_config_set(cfg->smtpd_tls_cert)) {
 		char te[512];
 		cfg->smtpd_tls = tls_server_ctx(cfg->smtpd_tls_cert, cfg->smtpd_tls_key, te, sizeof(te));
 		if (cfg->smtpd_tls == NULL) {
-			conf_error(err, errlen, &c, kline(&c, "smtpd_tls_cert"), "smtpd_%s", te);
+			conf_error(err, errlen, &c, conf_line(&c, "smtpd_tls_cert"), "smtpd_%s", te);
 			goto fail;
 		}
 	}
